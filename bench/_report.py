@@ -1,0 +1,39 @@
+"""Shared by the bench scripts: print a table and replace this bench's section of
+BENCHMARKS.md (each section starts with '## <name>' and runs to the next '## ')."""
+
+from __future__ import annotations
+
+import platform
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    def fmt(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def write_section(name: str, command: str, body: str) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = (f"## {name}\n\nCommand: `{command}`  \nMeasured {stamp} on "
+               f"{platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}.\n\n"
+               f"{body.strip()}\n\n")
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else (
+        "# Benchmarks\n\nEach section is written by the bench script it names; ratios are "
+        "against a raw baseline measured in the same run.\n\n")
+    pattern = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text + section
+    BENCHMARKS.write_text(text)
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -1,0 +1,139 @@
+"""Exact and semantic dedup of questions, before any teacher is paid to solve them.
+
+Semantic duplicates are questions whose text embeddings have cosine >= threshold AND that
+ask about the same context (same table/paragraphs) AND mention the same numbers. The two
+guards matter for numerical reasoning data: "change in revenue from 2019 to 2020" and
+"... from 2020 to 2021" embed almost identically but are different problems, and the same
+question over two different tables is two examples, not one.
+
+Representatives are deterministic whatever the input order: groups are connected components
+of the similarity graph, and a group's representative is the smallest id of the items the
+warehouse already holds, else the smallest id of the new items.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tasks.types import Question, Rejection, normalize_text, stable_hash
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Blocks larger than this use faiss range search instead of a dense similarity matrix.
+_DENSE_LIMIT = 2048
+
+
+@dataclass(frozen=True)
+class DedupItem:
+    item_id: str
+    text: str
+    context: str
+
+
+def exact_dedup(questions: Sequence[Question]) -> tuple[list[Question], list[Rejection]]:
+    """Collapse questions with the same normalized text + context (same question_id).
+
+    The kept copy is the one with the smallest (source, source_id), so input order does not
+    matter. Dropped copies are rejected under their source_id: they have no id of their own.
+    """
+    groups: dict[str, list[Question]] = defaultdict(list)
+    for q in questions:
+        groups[q.question_id].append(q)
+    kept, rejected = [], []
+    for qid, group in groups.items():
+        group.sort(key=lambda q: (q.source, q.source_id or ""))
+        kept.append(group[0])
+        for dup in group[1:]:
+            rejected.append(Rejection(
+                item_id=dup.source_id or stable_hash("dup", qid, dup.source),
+                stage="dedup", reason="exact_duplicate",
+                detail=f"same normalized text and context as {qid} ({group[0].source_id})",
+            ))
+    return kept, rejected
+
+
+def number_signature(text: str) -> frozenset[str]:
+    return frozenset(n.replace(",", "") for n in _NUMBER.findall(text))
+
+
+def _block_key(item: DedupItem, numbers_must_match: bool) -> tuple[str, frozenset[str]]:
+    numbers = number_signature(item.text) if numbers_must_match else frozenset()
+    return normalize_text(item.context), numbers
+
+
+def _similar_pairs(vectors: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """Index pairs (i < j) with cosine >= threshold inside one block."""
+    n = len(vectors)
+    if n < 2:
+        return []
+    if n <= _DENSE_LIMIT:
+        sims = vectors @ vectors.T
+        ii, jj = np.nonzero(np.triu(sims >= threshold, k=1))
+        return [(int(i), int(j), float(sims[i, j])) for i, j in zip(ii, jj, strict=True)]
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    lims, dists, labels = index.range_search(vectors, threshold)
+    pairs = []
+    for i in range(n):
+        for d, j in zip(dists[lims[i]:lims[i + 1]], labels[lims[i]:lims[i + 1]], strict=True):
+            if i < j:
+                pairs.append((i, int(j), float(d)))
+    return pairs
+
+
+def semantic_dedup(new: Sequence[DedupItem], new_vectors: np.ndarray,
+                   known: Sequence[DedupItem] = (), known_vectors: np.ndarray | None = None,
+                   *, threshold: float = 0.95, numbers_must_match: bool = True,
+                   ) -> list[tuple[str, str, float]]:
+    """Map every new item to (item_id, representative_id, similarity).
+
+    `known` are representatives the warehouse already holds: they keep their role, and a
+    new item similar to one of them is its duplicate. A new item that is its own
+    representative gets similarity 1.0.
+    """
+    items = list(known) + list(new)
+    n_known = len(known)
+    if known_vectors is None or n_known == 0:
+        known_vectors = np.zeros((0, new_vectors.shape[1] if new_vectors.size else 0),
+                                 dtype=np.float32)
+    vectors = np.vstack([known_vectors, new_vectors]) if n_known else new_vectors
+    parent = list(range(len(items)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    blocks: dict[tuple[str, frozenset[str]], list[int]] = defaultdict(list)
+    for idx, item in enumerate(items):
+        blocks[_block_key(item, numbers_must_match)].append(idx)
+    for members in blocks.values():
+        if len(members) < 2 or all(m < n_known for m in members):
+            continue
+        for a, b, _ in _similar_pairs(vectors[members], threshold):
+            ra, rb = find(members[a]), find(members[b])
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+
+    def rank(i: int) -> tuple[int, str]:
+        # Known items first (they are already published), then by id: order-independent.
+        return (0 if i < n_known else 1, items[i].item_id)
+
+    best: dict[int, int] = {}
+    for idx in range(len(items)):
+        root = find(idx)
+        if root not in best or rank(idx) < rank(best[root]):
+            best[root] = idx
+    out = []
+    for idx in range(n_known, len(items)):
+        rep = best[find(idx)]
+        sim = 1.0 if rep == idx else float(vectors[idx] @ vectors[rep])
+        out.append((items[idx].item_id, items[rep].item_id, sim))
+    return out

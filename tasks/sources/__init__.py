@@ -1,0 +1,49 @@
+"""Question sources behind one spec string: `procedural`, `gsm8k:PATH`, `tatqa:PATH`,
+`jsonl:PATH`, `hf:NAME[:SPLIT]`."""
+
+from __future__ import annotations
+
+from tasks.errors import InputError
+from tasks.types import Question
+
+SOURCE_KINDS = ("procedural", "gsm8k", "tatqa", "jsonl", "hf")
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """'gsm8k:path/x.jsonl' -> ('gsm8k', 'path/x.jsonl'); 'procedural' -> ('procedural', '')."""
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in SOURCE_KINDS:
+        raise InputError(f"--source {spec!r}: unknown source (one of {', '.join(SOURCE_KINDS)})")
+    if kind != "procedural" and not arg:
+        raise InputError(f"--source {spec!r}: needs a path or name after '{kind}:'")
+    return kind, arg
+
+
+def load_questions(spec: str, n: int | None = None, seed: int = 0) -> list[Question]:
+    """All questions of a source, or its first n (procedural: n items from `seed`)."""
+    kind, arg = parse_spec(spec)
+    if kind == "procedural":
+        from .procedural import generate_questions
+
+        split = arg or "train"
+        return generate_questions(n if n is not None else 1000, seed=seed, split=split)
+    if kind == "gsm8k":
+        from .gsm8k import load_gsm8k
+
+        return load_gsm8k(arg, limit=n)
+    if kind == "tatqa":
+        from .tatqa import load_tatqa
+
+        return load_tatqa(arg, limit=n)
+    if kind == "jsonl":
+        from .jsonl import load_jsonl
+
+        return load_jsonl(arg, limit=n)
+    from .hf import load_hf
+
+    name, _, split = arg.partition(":")
+    return load_hf(name, split or "train", limit=n)
+
+
+__all__ = ["SOURCE_KINDS", "InputError", "Question", "load_questions", "parse_spec"]

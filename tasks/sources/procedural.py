@@ -1,0 +1,412 @@
+"""Built-in, offline generator of financial-table numerical questions (TAT-QA / FinQA style).
+
+Every item is a pure function of (seed, split, index): tables come from a per-block RNG and
+questions from a per-item RNG, so a longer run starts with exactly the items of a shorter one.
+The only look-back is the paraphrase/duplicate mechanism, which copies from items already built
+in the same call (indices below i) and is therefore prefix-stable too.
+
+Gold answers are computed here in Python with the same operands in the same order as the
+gold program, so the program (never executed here: programs are untrusted elsewhere) yields
+bit-identical floats.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from tasks.types import Question, stable_hash
+
+SPLITS = ("train", "heldout")
+QUESTIONS_PER_TABLE = 4  # TAT-QA asks several questions per table; dedup must tell them apart
+PARAPHRASE_RATE = 0.10
+DUPLICATE_RATE = 0.02
+
+# (key, table label, name used in questions). Order is the table's row order.
+ROWS: tuple[tuple[str, str, str], ...] = (
+    ("revenue", "Revenue", "revenue"),
+    ("cost_of_sales", "Cost of sales", "cost of sales"),
+    ("gross_profit", "Gross profit", "gross profit"),
+    ("research_and_development", "Research and development", "research and development expenses"),
+    ("sales_and_marketing", "Sales and marketing", "sales and marketing expenses"),
+    ("general_and_administrative", "General and administrative",
+     "general and administrative expenses"),
+    ("operating_income", "Operating income", "operating income"),
+    ("net_income", "Net income", "net income"),
+    ("cash", "Cash and cash equivalents", "cash and cash equivalents"),
+    ("accounts_receivable", "Accounts receivable", "accounts receivable"),
+    ("inventories", "Inventories", "inventories"),
+    ("total_assets", "Total assets", "total assets"),
+    ("total_liabilities", "Total liabilities", "total liabilities"),
+    ("total_equity", "Total equity", "total equity"),
+)
+_LABEL = {k: label for k, label, _ in ROWS}
+_NAME = {k: name for k, _, name in ROWS}
+_ORDER = {k: n for n, (k, _, _) in enumerate(ROWS)}
+_INCOME = {k for k, _, _ in ROWS[:8]}
+MARGIN_ITEMS = ("cost_of_sales", "gross_profit", "research_and_development",
+                "sales_and_marketing", "general_and_administrative", "operating_income",
+                "net_income")
+# Fixed (numerator, denominator) pairs: never both orders, so two ratio questions on one
+# table never differ only by word order (an embedding cannot tell those apart).
+RATIO_PAIRS = (("total_liabilities", "total_equity"), ("total_liabilities", "total_assets"),
+               ("net_income", "total_equity"), ("cash", "total_liabilities"),
+               ("revenue", "total_assets"), ("total_assets", "total_equity"),
+               ("accounts_receivable", "inventories"))
+# share_of_total asks about a named total whose members the context defines. Listing the
+# members in the question instead makes two questions that differ only in the target item
+# near-identical bags of words (cosine ~0.98), so dedup would merge them.
+SHARE_GROUPS = (("operating expenses", ("research_and_development", "sales_and_marketing",
+                                        "general_and_administrative")),
+                ("current assets", ("cash", "accounts_receivable", "inventories")))
+# (unit text, decimals shown): millions get one decimal like real filings.
+UNITS = (("in thousands", 0), ("$ in thousands", 0), ("in thousands of USD", 0),
+         ("in millions", 1), ("$ in millions", 1))
+_NAME_A = ("Alder", "Birch", "Cobalt", "Drummond", "Ember", "Fairhaven", "Granite", "Halcyon",
+           "Ironwood", "Juniper", "Kestrel", "Larkspur", "Meridian", "Northgate", "Oakridge",
+           "Pinecrest", "Quarry", "Redwater", "Silverline", "Tidewater", "Umber", "Vantage",
+           "Westbrook", "Yarrow", "Zephyr")
+_NAME_B = ("Analytics", "Biotech", "Foods", "Logistics", "Materials", "Media", "Motors",
+           "Networks", "Pharma", "Retail", "Robotics", "Software", "Systems", "Textiles")
+_NAME_C = ("Inc.", "Corp.", "Holdings", "Group", "plc", "Ltd.")
+_SENTENCES = ("The company completed an acquisition in {y}.",
+              "Amounts for {y} were restated for discontinued operations.",
+              "The board approved a share repurchase program in {y}.",
+              "The company changed its segment reporting in {y}.")
+
+# kind -> (train phrasings, heldout-only phrasings). Phrasings of one kind are close
+# paraphrases on purpose: semantic dedup (MiniLM, cosine 0.95) must merge them while keeping
+# apart questions that differ in kind or line item. MiniLM barely weighs a single word like
+# "percentage", so each kind carries its own key words ("absolute change", "percentage
+# change", "percentage points ... share of revenue") in every phrasing. ("Net change", not
+# "absolute change": the latter reads as |change| and the answer is signed.)
+PHRASINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "change": (
+        ("What was the net change in {item} from {y1} to {y2}?",
+         "What was the net change in {item} between {y1} and {y2}?",
+         "What net change in {item} occurred from {y1} to {y2}?",
+         "What was the net change of {item} from {y1} to {y2}?"),
+        ("From {y1} to {y2}, what was the net change in {item}?",
+         "Between {y1} and {y2}, what was the net change in {item}?")),
+    "percent_change": (
+        ("What was the percentage change in {item} from {y1} to {y2}?",
+         "What was the percentage change in {item} between {y1} and {y2}?",
+         "What was the percent change in {item} from {y1} to {y2}?",
+         "What was the percentage change of {item} from {y1} to {y2}?"),
+        ("From {y1} to {y2}, what was the percentage change in {item}?",
+         "Between {y1} and {y2}, what was the percentage change in {item}?")),
+    "ratio": (
+        ("What was the ratio of {a} to {b} in {y}?",
+         "What was the ratio of {a} to {b} for {y}?",
+         "In {y}, what was the ratio of {a} to {b}?",
+         "What was the ratio between {a} and {b} in {y}?"),
+        ("For {y}, what was the ratio of {a} to {b}?",
+         "For {y}, what was the ratio between {a} and {b}?")),
+    "margin": (
+        ("What was {item} as a percentage of revenue in {y}?",
+         "What was {item} as a percent of revenue in {y}?",
+         "In {y}, what was {item} as a percentage of revenue?",
+         "What was {item} as a percentage of revenue for {y}?"),
+        ("For {y}, what was {item} as a percentage of revenue?",
+         "For {y}, what was {item} as a percent of revenue?")),
+    "average": (
+        ("What was the average {item} from {y1} to {y2}?",
+         "What was the average {item} between {y1} and {y2}?",
+         "What was the average of {item} from {y1} to {y2}?",
+         "What was the average of {item} between {y1} and {y2}?"),
+        ("From {y1} to {y2}, what was the average {item}?",
+         "Between {y1} and {y2}, what was the average {item}?")),
+    "share_of_total": (
+        ("What percentage of total {group} in {y} was {item}?",
+         "What percent of total {group} in {y} was {item}?",
+         "In {y}, what percentage of total {group} was {item}?",
+         "What percentage of total {group} was {item} in {y}?"),
+        ("For {y}, what percentage of total {group} was {item}?",
+         "For {y}, what percent of total {group} was {item}?")),
+    "cagr": (
+        ("What was the compound annual growth rate of {item} from {y1} to {y2}?",
+         "What was the compound annual growth rate of {item} between {y1} and {y2}?",
+         "What was the compound annual growth rate in {item} from {y1} to {y2}?",
+         "At what compound annual growth rate did {item} grow from {y1} to {y2}?"),
+        ("From {y1} to {y2}, what was the compound annual growth rate of {item}?",
+         "Between {y1} and {y2}, what was the compound annual growth rate of {item}?")),
+    "difference_of_changes": (
+        ("What was the change in {a} minus the change in {b} from {y1} to {y2}?",
+         "What was the change in {a} minus the change in {b} between {y1} and {y2}?",
+         "From {y1} to {y2}, what was the change in {a} minus the change in {b}?",
+         "What was the change in {a} minus that in {b} from {y1} to {y2}?"),
+        ("Between {y1} and {y2}, what was the change in {a} minus the change in {b}?",
+         "Between {y1} and {y2}, what was the change in {a} minus that in {b}?")),
+    "change_in_margin": (
+        ("By how many percentage points did {item} as a share of revenue change "
+         "from {y1} to {y2}?",
+         "By how many percentage points did {item} as a share of revenue change "
+         "between {y1} and {y2}?",
+         "How many percentage points did {item} as a share of revenue change "
+         "from {y1} to {y2}?",
+         "By how many percentage points did the share of revenue of {item} change "
+         "from {y1} to {y2}?"),
+        ("From {y1} to {y2}, by how many percentage points did {item} as a share of revenue "
+         "change?",
+         "Between {y1} and {y2}, by how many percentage points did {item} as a share of "
+         "revenue change?")),
+}
+KINDS = tuple(PHRASINGS)
+
+
+@dataclass(frozen=True)
+class _Table:
+    company: str
+    unit: str
+    years: tuple[int, ...]  # column order as shown
+    values: dict[str, dict[int, float | int]]  # row key -> year -> value (row order = ROWS)
+    group: tuple[str, tuple[str, ...]] | None  # named total defined in the context
+    context: str
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One underlying question: a table, a kind and its arguments."""
+
+    table: _Table
+    kind: str
+    args: tuple[tuple[str, object], ...]
+    value: float | int
+    program: str
+    ops: int
+    underlying_id: str
+
+
+def _fmt(v: float | int, decimals: int) -> str:
+    return f"{v:,.{decimals}f}"
+
+
+def _make_table(rng: random.Random) -> _Table:
+    company = f"{rng.choice(_NAME_A)} {rng.choice(_NAME_B)} {rng.choice(_NAME_C)}"
+    unit, decimals = rng.choice(UNITS)
+    first = rng.randint(2012, 2022)
+    years = tuple(range(first, first + rng.randint(2, 4)))
+    # Work in integer units of the last shown digit so derived rows (gross profit, operating
+    # income, equity) add up exactly as printed.
+    scale = 10 ** decimals
+    rev0 = rng.randint(20_000, 2_000_000) if decimals == 0 else rng.randint(500, 200_000)
+    growth = rng.uniform(-0.10, 0.25)
+    share = {"cost_of_sales": rng.uniform(0.30, 0.55),
+             "research_and_development": rng.uniform(0.03, 0.12),
+             "sales_and_marketing": rng.uniform(0.05, 0.15),
+             "general_and_administrative": rng.uniform(0.03, 0.08)}
+    asset_turn, lev = rng.uniform(0.8, 2.0), rng.uniform(0.3, 0.7)
+    cash_s, ar_s, inv_s = rng.uniform(0.05, 0.2), rng.uniform(0.08, 0.18), rng.uniform(0.05, 0.15)
+    tax_keep = rng.uniform(0.6, 0.85)
+    ints: dict[str, dict[int, int]] = {k: {} for k, _, _ in ROWS}
+    for n, y in enumerate(years):
+        def jit(x: float) -> int:
+            return max(1, round(x * rng.uniform(0.95, 1.05)))
+        rev = max(10, round(rev0 * (1 + growth) ** n * rng.uniform(0.97, 1.03)))
+        parts = {k: jit(rev * s) for k, s in share.items()}
+        op = rev - sum(parts.values())  # shares sum below 0.95 even jittered: positive
+        assets = jit(rev * asset_turn)
+        liabilities = max(1, min(assets - 1, jit(assets * lev)))
+        row = {"revenue": rev, **parts, "gross_profit": rev - parts["cost_of_sales"],
+               "operating_income": max(1, op), "net_income": jit(max(1, op) * tax_keep),
+               "cash": jit(assets * cash_s), "accounts_receivable": jit(rev * ar_s),
+               "inventories": jit(rev * inv_s), "total_assets": assets,
+               "total_liabilities": liabilities, "total_equity": assets - liabilities}
+        for k, v in row.items():
+            ints[k][y] = v
+    others = [k for k, _, _ in ROWS[1:]]
+    chosen = {"revenue", *rng.sample(others, rng.randint(3, 7))}
+    keys = [k for k, _, _ in ROWS if k in chosen]
+    values = {k: {y: (ints[k][y] if decimals == 0 else ints[k][y] / scale) for y in years}
+              for k in keys}
+    shown = years if rng.random() < 0.7 else tuple(reversed(years))
+    title = ("Consolidated statements of operations" if chosen <= _INCOME
+             else "Selected financial data")
+    lines = [f"{company}: {title} ({unit})",
+             "| Line item | " + " | ".join(str(y) for y in shown) + " |",
+             "|---" * (len(shown) + 1) + "|"]
+    lines += ["| " + _LABEL[k] + " | " + " | ".join(_fmt(values[k][y], decimals) for y in shown)
+              + " |" for k in keys]
+    groups = [(name, tuple(k for k in members if k in chosen)) for name, members in SHARE_GROUPS]
+    groups = [g for g in groups if len(g[1]) >= 2]
+    group = rng.choice(groups) if groups else None
+    if group:
+        lines.append(f"{group[0].capitalize()} consist of {_join([_NAME[k] for k in group[1]])}.")
+    if rng.random() < 0.5:
+        lines.append(rng.choice(_SENTENCES).format(y=rng.choice(years)))
+    return _Table(company, unit, shown, values, group, "\n".join(lines))
+
+
+def _join(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _var(key: str, year: int) -> str:
+    return f"{key}_{year}"
+
+
+def _spec(table: _Table, rng: random.Random) -> _Spec | None:
+    """Draw one question on `table`; None when the drawn kind does not fit the table."""
+    kind = rng.choice(KINDS)
+    keys = list(table.values)
+    years = sorted(table.years)
+    val = table.values
+    used: list[tuple[str, int]] = []  # (row, year) operands, in first-use order
+
+    def v(key: str, year: int) -> float | int:
+        if (key, year) not in used:
+            used.append((key, year))
+        return val[key][year]
+
+    y1, y2 = sorted(rng.sample(years, 2))
+    args: dict[str, object]
+    if kind in ("change", "percent_change"):
+        item = rng.choice(keys)
+        a, b = v(item, y1), v(item, y2)
+        value, ops = (b - a, 1) if kind == "change" else ((b - a) / a * 100, 3)
+        expr = (f"{_var(item, y2)} - {_var(item, y1)}" if kind == "change" else
+                f"({_var(item, y2)} - {_var(item, y1)}) / {_var(item, y1)} * 100")
+        args = {"item": item, "y1": y1, "y2": y2}
+    elif kind == "cagr":
+        if len(years) < 3:
+            return None
+        y1, y2 = rng.choice([(a, b) for a in years for b in years if b - a >= 2])
+        item, n = rng.choice(keys), y2 - y1
+        value = ((v(item, y2) / v(item, y1)) ** (1 / n) - 1) * 100
+        expr, ops = f"(({_var(item, y2)} / {_var(item, y1)}) ** (1 / {n}) - 1) * 100", 5
+        args = {"item": item, "y1": y1, "y2": y2}
+    elif kind == "average":
+        item = rng.choice(keys)
+        span = [y for y in years if y1 <= y <= y2]
+        total = v(item, span[0])
+        for y in span[1:]:
+            total = total + v(item, y)  # left to right, like the program's `a + b + c`
+        value, ops = total / len(span), len(span)
+        expr = "(" + " + ".join(_var(item, y) for y in span) + f") / {len(span)}"
+        args = {"item": item, "y1": y1, "y2": y2}
+    elif kind in ("margin", "change_in_margin"):
+        items = [k for k in keys if k in MARGIN_ITEMS]
+        if not items:
+            return None
+        item = rng.choice(items)
+        if kind == "margin":
+            value, ops = v(item, y2) / v("revenue", y2) * 100, 2
+            expr = f"{_var(item, y2)} / {_var('revenue', y2)} * 100"
+            args = {"item": item, "y": y2}
+        else:
+            value = (v(item, y2) / v("revenue", y2) * 100
+                     - v(item, y1) / v("revenue", y1) * 100)
+            expr = (f"{_var(item, y2)} / {_var('revenue', y2)} * 100"
+                    f" - {_var(item, y1)} / {_var('revenue', y1)} * 100")
+            ops, args = 5, {"item": item, "y1": y1, "y2": y2}
+    elif kind == "ratio":
+        pairs = [p for p in RATIO_PAIRS if p[0] in val and p[1] in val]
+        if not pairs:
+            return None
+        a_key, b_key = rng.choice(pairs)
+        value, ops = v(a_key, y2) / v(b_key, y2), 1
+        expr = f"{_var(a_key, y2)} / {_var(b_key, y2)}"
+        args = {"a": a_key, "b": b_key, "y": y2}
+    elif kind == "share_of_total":
+        if table.group is None:
+            return None
+        group = table.group[1]
+        item = rng.choice(group)
+        total = v(group[0], y2)
+        for k in group[1:]:
+            total = total + v(k, y2)
+        value, ops = v(item, y2) / total * 100, len(group) + 1
+        expr = (f"{_var(item, y2)} / (" + " + ".join(_var(k, y2) for k in group) + ") * 100")
+        args = {"item": item, "group": table.group[0], "y": y2}
+    else:  # difference_of_changes
+        a_key, b_key = sorted(rng.sample(keys, 2), key=_ORDER.__getitem__)  # table order
+        value = (v(a_key, y2) - v(a_key, y1)) - (v(b_key, y2) - v(b_key, y1))
+        expr = (f"({_var(a_key, y2)} - {_var(a_key, y1)})"
+                f" - ({_var(b_key, y2)} - {_var(b_key, y1)})")
+        ops, args = 3, {"a": a_key, "b": b_key, "y1": y1, "y2": y2}
+    program = "\n".join([f"{_var(k, y)} = {val[k][y]!r}" for k, y in used] + [f"ans = {expr}"])
+    frozen = tuple(sorted(args.items()))
+    uid = stable_hash("procedural", table.context, kind, frozen)
+    return _Spec(table, kind, frozen, value, program, ops, uid)
+
+
+def _text(spec: _Spec, phrasing: int) -> str:
+    train, heldout = PHRASINGS[spec.kind]
+    args = dict(spec.args)
+    fields = {k: (_NAME[v] if k in ("item", "a", "b") else v) for k, v in args.items()}
+    if "y" in args:
+        fields["y1"] = fields["y2"] = args["y"]
+    return (train + heldout)[phrasing].format(**fields)
+
+
+def _phrasing_ids(kind: str, split: str) -> list[int]:
+    train, heldout = PHRASINGS[kind]
+    if split == "train":
+        return list(range(len(train)))
+    return list(range(len(train), len(train) + len(heldout)))
+
+
+def _question(spec: _Spec, phrasing: int, split: str, seed: int, i: int, origin: str
+              ) -> Question:
+    t = spec.table
+    meta = {
+        "kind": spec.kind, "phrasing": phrasing, "company": t.company, "years": list(t.years),
+        "unit": t.unit, "underlying_id": spec.underlying_id, "origin": origin,
+        "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.args},
+        "table": {"columns": list(t.years),
+                  "rows": {_LABEL[k]: [row[y] for y in t.years] for k, row in t.values.items()}},
+    }
+    return Question(
+        text=_text(spec, phrasing), source="procedural", context=t.context,
+        gold_answer=repr(round(spec.value, 6)), gold_program=spec.program,
+        difficulty=spec.ops, source_id=f"procedural:{split}:{seed}:{i}", meta=meta,
+    )
+
+
+def generate_questions(n: int, seed: int = 0, split: str = "train") -> list[Question]:
+    """`n` questions, deterministic and prefix-stable in (seed, split).
+
+    About PARAPHRASE_RATE of items re-ask an earlier item's question in another phrasing and
+    DUPLICATE_RATE repeat an earlier item verbatim, so dedup has realistic work to do.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    out: list[Question] = []
+    specs: list[_Spec] = []
+    phrasings_used: dict[str, set[int]] = {}  # underlying_id -> phrasings already emitted
+    tables: dict[int, _Table] = {}
+    for i in range(n):
+        # Split name first keeps heldout RNG streams disjoint from train for every seed.
+        rng = random.Random(f"procedural:{split}:{seed}:{i}")
+        r = rng.random()
+        if i and r < DUPLICATE_RATE:
+            j = rng.randrange(i)
+            src = out[j]
+            out.append(Question(src.text, src.source, src.context, src.gold_answer,
+                                src.gold_program, src.difficulty, f"procedural:{split}:{seed}:{i}",
+                                {**src.meta, "origin": "duplicate"}))
+            specs.append(specs[j])
+            continue
+        if i and r < DUPLICATE_RATE + PARAPHRASE_RATE:
+            spec = specs[rng.randrange(i)]
+            free = [p for p in _phrasing_ids(spec.kind, split)
+                    if p not in phrasings_used[spec.underlying_id]]
+            if free:
+                p = rng.choice(free)
+                phrasings_used[spec.underlying_id].add(p)
+                out.append(_question(spec, p, split, seed, i, "paraphrase"))
+                specs.append(spec)
+                continue
+        block = i // QUESTIONS_PER_TABLE
+        if block not in tables:
+            tables[block] = _make_table(random.Random(f"procedural:{split}:{seed}:table:{block}"))
+        table = tables[block]
+        taken = {s.underlying_id for s in specs[block * QUESTIONS_PER_TABLE:]}
+        spec = None
+        while spec is None or spec.underlying_id in taken:  # kinds always fit some draw
+            spec = _spec(table, rng)
+        p = rng.choice(_phrasing_ids(spec.kind, split))
+        phrasings_used.setdefault(spec.underlying_id, set()).add(p)
+        out.append(_question(spec, p, split, seed, i, "fresh"))
+        specs.append(spec)
+    return out

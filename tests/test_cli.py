@@ -1,0 +1,74 @@
+"""The `distillery` console script as a user runs it (subprocess, Prefect ephemeral mode)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from warehouse import Store
+
+BIN = Path(sys.executable).parent / "distillery"
+
+
+def _run(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("PREFECT_API_URL", None)  # the harness of other tests is not this process's
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory) -> Path:
+    wh = tmp_path_factory.mktemp("cli") / "w.duckdb"
+    out = _run("refresh", "--source", "procedural", "--n", "120", "--seed", "4",
+               "--warehouse", str(wh))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "completed" in out.stdout and "distillery sql" in out.stdout
+    return wh
+
+
+def test_sql_and_status(populated):
+    out = _run("sql", "select count(*) as n from curated", "--format", "csv",
+               "--warehouse", str(populated))
+    assert out.returncode == 0, out.stderr
+    n = int(out.stdout.splitlines()[1])
+    assert n == Store(populated).counts()["curated"] > 80
+    st = _run("status", "--warehouse", str(populated))
+    assert st.returncode == 0 and "curated" in st.stdout and "refresh" in st.stdout
+
+
+def test_bad_sql_is_one_line(populated):
+    out = _run("sql", "select * from no_such_table", "--warehouse", str(populated))
+    assert out.returncode != 0
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "no_such_table" in lines[0]
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('{"question": "ok question here?"}\n{"question": "broken", \n', "bad.jsonl:2: invalid JSON"),
+    ('{"question": "ok question here?"}\n\n{"answer": "3"}\n',
+     "bad.jsonl:3: missing field 'question'"),
+])
+def test_malformed_input_is_one_line_and_writes_nothing(populated, tmp_path, content, expected):
+    before = Store(populated).counts()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    out = _run("refresh", "--source", f"jsonl:{bad}", "--warehouse", str(populated))
+    assert out.returncode == 2
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, out.stderr
+    assert expected in lines[0]
+    assert Store(populated).counts() == before
+
+
+def test_missing_file_and_unknown_source(tmp_path):
+    wh = tmp_path / "w.duckdb"
+    out = _run("refresh", "--source", "gsm8k:/nope/train.jsonl", "--warehouse", str(wh))
+    assert out.returncode == 2 and "/nope/train.jsonl: no such file" in out.stderr
+    out = _run("refresh", "--source", "csv:x", "--warehouse", str(wh))
+    assert out.returncode == 2 and "unknown source" in out.stderr
+    assert not wh.exists()  # nothing was created for a run that never started

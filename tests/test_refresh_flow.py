@@ -1,0 +1,126 @@
+"""End to end: the real refresh flow on a temporary warehouse under a real Prefect API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flows.refresh import RefreshConfig, refresh
+from tasks.dedup import exact_dedup
+from tasks.sources import load_questions
+from warehouse import Store
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _counts(store: Store) -> dict[str, int]:
+    return store.counts()
+
+
+def _unexplained(store: Store) -> int:
+    """Questions neither curated nor rejected: must always be zero after a run."""
+    _, rows = store.query(
+        "SELECT count(*) FROM questions q WHERE q.question_id NOT IN "
+        "(SELECT question_id FROM curated) AND q.question_id NOT IN "
+        "(SELECT item_id FROM rejections)")
+    return rows[0][0]
+
+
+def test_refresh_is_idempotent_and_incremental(warehouse_path):
+    cfg = RefreshConfig(source="procedural", n=400, seed=11, warehouse=str(warehouse_path))
+    first = refresh(cfg)
+    store = Store(warehouse_path)
+    after_first = _counts(store)
+    c = first["counts"]
+    assert first["status"] == "completed" and first["snapshot_id"] == 1
+    assert c["input"] == 400
+    assert c["kept"] == after_first["curated"] > 300
+    # Every input is accounted for: kept, or rejected with a reason.
+    assert c["input"] == c["kept"] + c["rejected"] + c["exact_duplicate"]
+    assert _unexplained(store) == 0
+    assert c["semantic_duplicate"] > 0  # the generator's paraphrases are caught
+
+    again = refresh(cfg)
+    assert again["snapshot_id"] is None
+    assert again["counts"]["new"] == 0 and again["counts"]["embedded"] == 0
+    after_again = _counts(store)
+    for table in ("questions", "samples", "curated", "snapshots", "embeddings", "dedup",
+                  "rejections"):
+        assert after_again[table] == after_first[table], table
+
+    more = refresh(cfg.model_copy(update={"seed": 12}))
+    after_more = _counts(store)
+    assert more["snapshot_id"] == 2
+    assert after_more["questions"] - after_first["questions"] == more["counts"]["new"] > 300
+    assert after_more["curated"] == after_first["curated"] + more["counts"]["kept"]
+    _, rows = store.query("SELECT count(*) FROM snapshot_items WHERE snapshot_id = 1 AND "
+                          "question_id NOT IN (SELECT question_id FROM curated)")
+    assert rows == [(0,)]  # nothing published earlier disappears
+    _, runs = store.query("SELECT status, json_extract(counts, '$.kept') FROM runs "
+                          "ORDER BY started_at")
+    assert [r[0] for r in runs] == ["completed"] * 3
+
+
+def test_interrupted_run_is_resumed(warehouse_path):
+    """A run that died after the dedup write leaves pending questions; the next run
+    finishes them instead of skipping them."""
+    store = Store(warehouse_path)
+    qs, _ = exact_dedup(load_questions("procedural", n=60, seed=21))
+    store.start_run("dead", "refresh", {})
+    store.save_dedup_stage("dead", qs[:30], {}, "all-MiniLM-L6-v2",
+                           [(q.question_id, q.question_id, 1.0, "representative")
+                            for q in qs[:30]], [])
+    assert store.question_states([q.question_id for q in qs[:30]]) == {
+        q.question_id: "pending" for q in qs[:30]}
+    out = refresh(RefreshConfig(source="procedural", n=60, seed=21,
+                                warehouse=str(warehouse_path)))
+    assert out["counts"]["resumed"] == 30
+    assert _unexplained(store) == 0
+    states = store.question_states([q.question_id for q in qs])
+    assert set(states.values()) == {"done"}
+
+
+def test_gsm8k_and_jsonl_sources(warehouse_path, shared_data, tmp_path):
+    out = refresh(RefreshConfig(source=f"gsm8k:{shared_data / 'gsm8k' / 'train.jsonl'}",
+                                n=150, warehouse=str(warehouse_path)))
+    assert out["counts"]["kept"] >= 140
+    jl = tmp_path / "mine.jsonl"
+    rows = [
+        {"question": "A shop sells 3 pens for 2 dollars each. Total cost?", "answer": "6",
+         "program": "ans = 3 * 2"},
+        {"question": "Half of 10 apples are eaten. How many are left?", "answer": "4",
+         "program": "ans = 10 / 2"},                       # wrong: gold says 4
+        {"question": "What is seven squared, computed in Python?", "program": "ans = 7 ** 2"},
+        {"question": "Loop forever, what happens here then?", "answer": "1",
+         "program": "while True:\n    pass"},
+        {"question": "A question that comes with no program at all?", "answer": "3"},
+    ]
+    jl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = refresh(RefreshConfig(source=f"jsonl:{jl}", warehouse=str(warehouse_path),
+                                exec_timeout_s=1.0))
+    store = Store(warehouse_path)
+    _, rej = store.query("SELECT stage, reason, detail FROM rejections WHERE run_id = ? "
+                         "ORDER BY reason", [out["run_id"]])
+    by_reason = {r[1]: r for r in rej}
+    assert by_reason["wrong_answer"][0] == "check"
+    assert "predicted=5" in by_reason["wrong_answer"][2]
+    assert "gold=4" in by_reason["wrong_answer"][2]
+    assert by_reason["timeout"][0] == "execute"
+    assert by_reason["no_program"][0] == "teacher"
+    _, cur = store.query("SELECT question, answer, correct FROM curated WHERE source = 'jsonl' "
+                         "ORDER BY question")
+    assert cur == [("A shop sells 3 pens for 2 dollars each. Total cost?", "6", True),
+                   ("What is seven squared, computed in Python?", "49", None)]
+    assert _unexplained(store) == 0
+
+
+def test_tatqa_spans_are_rejected_not_dropped(warehouse_path, shared_data):
+    out = refresh(RefreshConfig(
+        source=f"tatqa:{shared_data / 'tatqa' / 'tatqa_dataset_dev.json'}", n=120,
+        warehouse=str(warehouse_path)))
+    store = Store(warehouse_path)
+    assert out["counts"]["kept"] > 20
+    _, rows = store.query("SELECT count(*) FROM rejections WHERE reason = 'non_arithmetic'")
+    assert rows[0][0] > 20
+    assert _unexplained(store) == 0

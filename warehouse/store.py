@@ -1,0 +1,324 @@
+"""Every SQL statement of the pipeline. Stages hand over batches of records; this module
+turns them into rows, in short transactions (see connection.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tasks.types import Question, Rejection, Sample, stable_hash, text_key
+
+from .connection import connect, resolve_path, write
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class Store:
+    """The warehouse at one path. Holds no connection: each call opens and closes one."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = resolve_path(path)
+
+    def connect(self):  # noqa: ANN201 - context manager of a duckdb connection
+        return connect(self.path)
+
+    def write(self):  # noqa: ANN201
+        return write(self.path)
+
+    # ------------------------------------------------------------------ runs
+    def start_run(self, run_id: str, flow: str, params: dict[str, Any]) -> None:
+        with self.write() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO runs (run_id, flow, params, started_at, status) "
+                "VALUES (?, ?, ?, ?, 'running')",
+                [run_id, flow, _json(params), datetime.now(UTC).replace(tzinfo=None)],
+            )
+
+    def finish_run(self, run_id: str, status: str, counts: dict[str, Any],
+                   stage_seconds: dict[str, float], snapshot_id: int | None = None) -> None:
+        with self.write() as con:
+            con.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, counts = ?, stage_seconds = ?, "
+                "snapshot_id = coalesce(?, snapshot_id) WHERE run_id = ?",
+                [datetime.now(UTC).replace(tzinfo=None), status, _json(counts),
+                 _json(stage_seconds), snapshot_id, run_id],
+            )
+
+    # ------------------------------------------------------------- questions
+    def question_states(self, question_ids: Sequence[str]) -> dict[str, str]:
+        """'done' (rejected, collapsed as duplicate, or in a snapshot) or 'pending'
+        (stored by an earlier run that stopped before deciding it). Unknown ids are absent."""
+        if not question_ids:
+            return {}
+        ids = pa.table({"question_id": list(question_ids)})
+        with self.connect() as con:
+            con.register("ids", ids)
+            rows = con.execute(
+                """
+                SELECT i.question_id,
+                       CASE WHEN EXISTS (SELECT 1 FROM rejections r
+                                         WHERE r.item_id = i.question_id)
+                              OR EXISTS (SELECT 1 FROM snapshot_items si
+                                         WHERE si.question_id = i.question_id)
+                            THEN 'done' ELSE 'pending' END
+                FROM ids i JOIN questions q USING (question_id)
+                """
+            ).fetchall()
+        return dict(rows)
+
+    def load_questions(self, question_ids: Sequence[str]) -> list[Question]:
+        if not question_ids:
+            return []
+        ids = pa.table({"question_id": list(question_ids)})
+        with self.connect() as con:
+            con.register("ids", ids)
+            rows = con.execute(
+                "SELECT text, source, context, gold_answer, gold_program, difficulty, "
+                "source_id, meta FROM questions JOIN ids USING (question_id)"
+            ).fetchall()
+        return [
+            Question(text=r[0], source=r[1], context=r[2], gold_answer=r[3], gold_program=r[4],
+                     difficulty=r[5], source_id=r[6], meta=json.loads(r[7] or "{}"))
+            for r in rows
+        ]
+
+    def representatives(self, model: str) -> tuple[list[str], list[str], list[str], np.ndarray]:
+        """Questions already kept by dedup, with their stored embeddings: the set that new
+        questions are compared with. Returns (ids, texts, contexts, vectors)."""
+        with self.connect() as con:
+            tbl = con.sql(
+                """
+                SELECT q.question_id, q.text, q.context, e.vector
+                FROM dedup d
+                JOIN questions q ON q.question_id = d.item_id
+                JOIN embeddings e ON e.item_id = q.text_key AND e.model = ?
+                WHERE d.item_id = d.representative_id
+                ORDER BY q.question_id
+                """,
+                params=[model],
+            ).to_arrow_table()
+        ids = tbl.column("question_id").to_pylist()
+        return (ids, tbl.column("text").to_pylist(), tbl.column("context").to_pylist(),
+                _vectors(tbl.column("vector")))
+
+    # ------------------------------------------------------------ embeddings
+    def load_embeddings(self, keys: Sequence[str], model: str) -> dict[str, np.ndarray]:
+        if not keys:
+            return {}
+        wanted = pa.table({"item_id": list(dict.fromkeys(keys))})
+        with self.connect() as con:
+            con.register("wanted", wanted)
+            tbl = con.sql(
+                "SELECT e.item_id, e.vector FROM embeddings e JOIN wanted USING (item_id) "
+                "WHERE e.model = ?",
+                params=[model],
+            ).to_arrow_table()
+        vecs = _vectors(tbl.column("vector"))
+        return dict(zip(tbl.column("item_id").to_pylist(), vecs, strict=True))
+
+    # ------------------------------------------------------- stage writes
+    def save_dedup_stage(self, run_id: str, questions: Sequence[Question],
+                         new_embeddings: dict[str, np.ndarray], model: str,
+                         dedup_rows: Sequence[tuple[str, str, float, str]],
+                         rejections: Sequence[Rejection]) -> None:
+        """Questions, their new embeddings, dedup decisions and duplicate rejections land
+        together, so a question is never stored without its dedup verdict."""
+        q_tbl = pa.table({
+            "question_id": [q.question_id for q in questions],
+            "text": [q.text for q in questions],
+            "context": [q.context or "" for q in questions],
+            "source": [q.source for q in questions],
+            "source_id": [q.source_id for q in questions],
+            "gold_answer": [q.gold_answer for q in questions],
+            "gold_program": [q.gold_program for q in questions],
+            "difficulty": pa.array([q.difficulty for q in questions], type=pa.int32()),
+            "meta": [_json(q.meta) for q in questions],
+            "text_key": [text_key(q.text) for q in questions],
+        })
+        keys = list(new_embeddings)
+        e_tbl = pa.table({
+            "item_id": keys,
+            "vector": pa.array([np.asarray(new_embeddings[k], dtype=np.float32) for k in keys],
+                               type=pa.list_(pa.float32())),
+        })
+        d_tbl = pa.table({
+            "item_id": [r[0] for r in dedup_rows],
+            "representative_id": [r[1] for r in dedup_rows],
+            "similarity": pa.array([float(r[2]) for r in dedup_rows], type=pa.float64()),
+            "method": [r[3] for r in dedup_rows],
+        })
+        with self.write() as con:
+            con.register("q_new", q_tbl)
+            con.execute(
+                "INSERT OR IGNORE INTO questions (question_id, text, context, source, source_id,"
+                " gold_answer, gold_program, difficulty, meta, text_key, run_id) "
+                "SELECT question_id, text, context, source, source_id, gold_answer, "
+                "gold_program, difficulty, meta, text_key, ? FROM q_new",
+                [run_id],
+            )
+            if keys:
+                con.register("e_new", e_tbl)
+                con.execute(
+                    "INSERT OR IGNORE INTO embeddings (item_id, model, vector) "
+                    "SELECT item_id, ?, vector FROM e_new",
+                    [model],
+                )
+            if dedup_rows:
+                con.register("d_new", d_tbl)
+                con.execute(
+                    "INSERT OR IGNORE INTO dedup (item_id, representative_id, similarity, "
+                    "method, run_id) SELECT item_id, representative_id, similarity, method, ? "
+                    "FROM d_new",
+                    [run_id],
+                )
+            _insert_rejections(con, run_id, rejections)
+
+    def save_samples(self, run_id: str, samples: Sequence[Sample],
+                     rejections: Sequence[Rejection] = ()) -> None:
+        tbl = pa.table({
+            "sample_id": [s.sample_id for s in samples],
+            "question_id": [s.question_id for s in samples],
+            "teacher": [s.teacher for s in samples],
+            "model": [s.model for s in samples],
+            "prompt_version": [s.prompt_version for s in samples],
+            "sample_idx": pa.array([s.sample_idx for s in samples], type=pa.int32()),
+            "gen_params": [_json(s.gen_params) for s in samples],
+            "raw": [s.raw for s in samples],
+            "program": [s.program for s in samples],
+            "exec_status": [s.exec_status for s in samples],
+            "exec_error": [s.exec_error for s in samples],
+            "predicted": [s.predicted for s in samples],
+            "correct": pa.array([s.correct for s in samples], type=pa.bool_()),
+            "tokens_in": pa.array([s.tokens_in for s in samples], type=pa.int32()),
+            "tokens_out": pa.array([s.tokens_out for s in samples], type=pa.int32()),
+            "cost_usd": pa.array([s.cost_usd for s in samples], type=pa.float64()),
+            "latency_ms": pa.array([s.latency_ms for s in samples], type=pa.float64()),
+        })
+        with self.write() as con:
+            if samples:
+                con.register("s_new", tbl)
+                con.execute(
+                    "INSERT OR IGNORE INTO samples (sample_id, question_id, teacher, model, "
+                    "prompt_version, sample_idx, gen_params, raw, program, exec_status, "
+                    "exec_error, predicted, correct, tokens_in, tokens_out, cost_usd, "
+                    "latency_ms, run_id) SELECT sample_id, question_id, teacher, model, "
+                    "prompt_version, sample_idx, gen_params, raw, program, exec_status, "
+                    "exec_error, predicted, correct, tokens_in, tokens_out, cost_usd, "
+                    "latency_ms, ? FROM s_new",
+                    [run_id],
+                )
+            _insert_rejections(con, run_id, rejections)
+
+    def save_validation(self, run_id: str, suite: str, success: bool,
+                        statistics: dict[str, Any], results: list[dict[str, Any]],
+                        rejections: Sequence[Rejection]) -> None:
+        with self.write() as con:
+            con.execute(
+                "INSERT INTO validations (run_id, suite, success, statistics, results) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [run_id, suite, success, _json(statistics), _json(results)],
+            )
+            _insert_rejections(con, run_id, rejections)
+
+    def publish_snapshot(self, run_id: str, kept: dict[str, str]) -> int | None:
+        """New snapshot = latest snapshot's items plus `kept` (question_id -> sample_id).
+        Returns the new id, or None when the content equals the latest snapshot's (a rerun
+        publishes nothing new). One transaction: readers see the old or the new snapshot."""
+        with self.write() as con:
+            latest = con.execute(
+                "SELECT snapshot_id, content_hash FROM snapshots "
+                "ORDER BY snapshot_id DESC LIMIT 1"
+            ).fetchone()
+            items: dict[str, str] = {}
+            if latest:
+                items = dict(con.execute(
+                    "SELECT question_id, sample_id FROM snapshot_items WHERE snapshot_id = ?",
+                    [latest[0]],
+                ).fetchall())
+            for qid, sid in kept.items():
+                items.setdefault(qid, sid)  # an example already published keeps its sample
+            content = stable_hash(sorted(items.items()), length=32)
+            if latest and latest[1] == content:
+                return None
+            if not items:
+                return None
+            snapshot_id = con.execute("SELECT nextval('snapshot_seq')").fetchone()[0]
+            con.execute(
+                "INSERT INTO snapshots (snapshot_id, run_id, parent_id, n_items, content_hash) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [snapshot_id, run_id, latest[0] if latest else None, len(items), content],
+            )
+            tbl = pa.table({"question_id": list(items), "sample_id": list(items.values())})
+            con.register("items_new", tbl)
+            con.execute(
+                "INSERT INTO snapshot_items SELECT ?, question_id, sample_id FROM items_new",
+                [snapshot_id],
+            )
+            return int(snapshot_id)
+
+    # ------------------------------------------------------------ browsing
+    def query(self, sql: str, params: Sequence[Any] | None = None
+              ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        with self.connect() as con:
+            cur = con.execute(sql, params or [])
+            if cur.description is None:
+                return [], []
+            return [d[0] for d in cur.description], cur.fetchall()
+
+    def counts(self) -> dict[str, int]:
+        tables = ["runs", "questions", "samples", "embeddings", "dedup", "rejections",
+                  "validations", "snapshots", "curated"]
+        with self.connect() as con:
+            return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+    def rejection_reasons(self, run_id: str | None = None) -> list[tuple[str, str, int]]:
+        sql = "SELECT stage, reason, count(*) AS n FROM rejections"
+        params: list[Any] = []
+        if run_id:
+            sql += " WHERE run_id = ?"
+            params.append(run_id)
+        sql += " GROUP BY 1, 2 ORDER BY n DESC, 1, 2"
+        return self.query(sql, params)[1]
+
+    def recent_runs(self, limit: int = 5) -> tuple[list[str], list[tuple[Any, ...]]]:
+        return self.query(
+            "SELECT run_id, flow, status, started_at, seconds, input, new, kept, rejected, "
+            "snapshot_id FROM run_summary ORDER BY started_at DESC LIMIT ?",
+            [limit],
+        )
+
+
+def _insert_rejections(con: Any, run_id: str, rejections: Iterable[Rejection]) -> None:
+    rows = list(rejections)
+    if not rows:
+        return
+    tbl = pa.table({
+        "item_id": [r.item_id for r in rows],
+        "stage": [r.stage for r in rows],
+        "reason": [r.reason for r in rows],
+        "detail": [r.detail[:2000] for r in rows],
+    })
+    con.register("rej_new", tbl)
+    con.execute(
+        "INSERT OR IGNORE INTO rejections (item_id, stage, reason, detail, run_id) "
+        "SELECT item_id, stage, reason, detail, ? FROM rej_new",
+        [run_id],
+    )
+
+
+def _vectors(column: pa.ChunkedArray) -> np.ndarray:
+    """A list<float> column as an (n, d) float32 matrix."""
+    if len(column) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    arr = column.combine_chunks()
+    flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(len(arr), -1)
+
