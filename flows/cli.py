@@ -163,6 +163,10 @@ def status(warehouse: Warehouse = None) -> None:
         typer.echo(_table(columns, rows, 5, width=36))
 
 
+# Commands of the other flows live in their own modules and register on `app` on import.
+from flows import cli_experiments, cli_serve, cli_teacher  # noqa: E402, F401
+
+
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()

@@ -199,9 +199,11 @@ def _make_table(rng: random.Random) -> _Table:
     cash_s, ar_s, inv_s = rng.uniform(0.05, 0.2), rng.uniform(0.08, 0.18), rng.uniform(0.05, 0.15)
     tax_keep = rng.uniform(0.6, 0.85)
     ints: dict[str, dict[int, int]] = {k: {} for k, _, _ in ROWS}
+
+    def jit(x: float) -> int:  # year-to-year noise; never 0 so every ratio is defined
+        return max(1, round(x * rng.uniform(0.95, 1.05)))
+
     for n, y in enumerate(years):
-        def jit(x: float) -> int:
-            return max(1, round(x * rng.uniform(0.95, 1.05)))
         rev = max(10, round(rev0 * (1 + growth) ** n * rng.uniform(0.97, 1.03)))
         parts = {k: jit(rev * s) for k, s in share.items()}
         op = rev - sum(parts.values())  # shares sum below 0.95 even jittered: positive

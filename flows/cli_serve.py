@@ -1,0 +1,5 @@
+"""CLI commands of the serve flows; they register on the shared typer app."""
+
+from __future__ import annotations
+
+from flows.cli import app  # noqa: F401

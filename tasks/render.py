@@ -1,0 +1,46 @@
+"""How a question is shown to a model and how a program is read back from its answer.
+
+One place for both, because training data (export), LLM teacher prompts and evaluation must
+render a question exactly the same way: a student trained on one rendering and evaluated on
+another is measured on the wrong thing."""
+
+from __future__ import annotations
+
+import re
+
+INSTRUCTION = ("Write a Python program that computes the answer and stores it in a variable "
+               "named `ans`.")
+SYSTEM_PROMPT = ("You are a careful quantitative analyst. You answer questions by writing "
+                 "short, correct Python programs.")
+
+_FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
+
+
+def render_prompt(question: str, context: str = "") -> str:
+    """The user turn: context (markdown table, then paragraphs), the question, the ask."""
+    parts = []
+    if context and context.strip():
+        parts.append(context.strip())
+    parts.append(f"Question: {question.strip()}")
+    parts.append(INSTRUCTION)
+    return "\n\n".join(parts)
+
+
+def render_completion(program: str) -> str:
+    """The assistant turn the student learns: the program in a python code fence."""
+    return f"```python\n{program.strip()}\n```"
+
+
+def extract_program(text: str) -> str | None:
+    """The program in a model's answer: the last fenced block that assigns `ans`, else the
+    last fenced block, else the whole text when it looks like code. None when nothing does."""
+    if not text or not text.strip():
+        return None
+    blocks = [b.strip() for b in _FENCE.findall(text) if b.strip()]
+    for block in reversed(blocks):
+        if re.search(r"^\s*ans\s*=", block, re.M):
+            return block
+    if blocks:
+        return blocks[-1]
+    stripped = text.strip()
+    return stripped if re.search(r"^\s*ans\s*=", stripped, re.M) else None
