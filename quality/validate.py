@@ -3,6 +3,7 @@ and the gate decides whether the batch may be published."""
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ def _finite(answer: object) -> bool:
 def _context():  # noqa: ANN202 - an ephemeral gx context with its progress bars off
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # GE logs an INFO line per ephemeral context ("temporary directory for docs site").
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)

@@ -60,6 +60,27 @@ def test_refresh_is_idempotent_and_incremental(warehouse_path):
     _, runs = store.query("SELECT status, json_extract(counts, '$.kept') FROM runs "
                           "ORDER BY started_at")
     assert [r[0] for r in runs] == ["completed"] * 3
+    summary_md = _artifact_markdown(more["run_id"], "refresh-summary")
+    assert f"| kept | {more['counts']['kept']} |" in summary_md
+
+
+def _artifact_markdown(run_id: str, key: str) -> str:
+    """The run's artifact as the Prefect API serves it (what the UI shows)."""
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(run_id)])))
+    assert arts, f"no {key} artifact for run {run_id}"
+    return str(arts[0].data)
 
 
 def test_interrupted_run_is_resumed(warehouse_path):

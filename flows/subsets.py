@@ -1,0 +1,172 @@
+"""Subset and export flows: snapshot -> subset(s) -> TRL-format dataset on disk.
+
+`create_subsets` / `export_subset` are the plain functions (other flows call them inside
+their own runs); `subset_flow` / `export_flow` wrap them as Prefect flows with an artifact.
+The selection is in tasks/subsets.py, the SQL in warehouse/subsets.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tasks.embed import DEFAULT_MODEL, embed_texts
+from tasks.export import export_examples, normalize_format
+from tasks.subsets import (
+    DEFAULT_STRATA,
+    Example,
+    breakdown,
+    select_ladder,
+    subset_id_for,
+    subset_params,
+)
+from warehouse import Store
+from warehouse import subsets as wh
+
+
+class SubsetConfig(BaseModel):
+    """One subset, or a nested ladder of them, from a pinned snapshot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    size: int | None = Field(None, ge=1, description="examples in the subset")
+    sizes: list[int] | None = Field(None, description="a nested ladder, e.g. [250, 1000]; "
+                                    "each subset contains the smaller ones")
+    strategy: Literal["random", "stratified", "diversity", "difficulty"] = "random"
+    seed: int = 0
+    snapshot_id: int | None = Field(None, description="default: the latest snapshot")
+    embedding_model: str = Field(DEFAULT_MODEL, description="diversity: whose vectors")
+    strata: list[Literal["source", "kind", "difficulty"]] = Field(
+        default_factory=lambda: list(DEFAULT_STRATA), description="stratified: the keys")
+    power: float = Field(1.0, gt=0, description="difficulty: weight = difficulty ** power")
+    warehouse: str | None = Field(None, description="DuckDB file; default "
+                                  "$DISTILLERY_WAREHOUSE or data/warehouse.duckdb")
+
+    @model_validator(mode="after")
+    def _one_size_at_least(self) -> SubsetConfig:
+        if self.size is None and not self.sizes:
+            raise ValueError("give size or sizes")
+        if self.sizes and any(s < 1 for s in self.sizes):
+            raise ValueError("sizes must be at least 1")
+        return self
+
+    def all_sizes(self) -> list[int]:
+        return sorted({*(self.sizes or []), *([self.size] if self.size else [])})
+
+
+class ExportConfig(BaseModel):
+    """Write a stored subset as TRL-format training data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subset_id: str
+    format: Literal["messages", "prompt_completion", "prompt-completion"] = "messages"
+    out: str | None = Field(None, description="folder; default <warehouse dir>/exports/<id>")
+    warehouse: str | None = None
+
+
+def create_subsets(config: SubsetConfig) -> dict[str, Any]:
+    """Select, store and describe the subsets of `config`. Same config -> same ids, and no
+    new rows on a repeat. Returns {"snapshot_id", "strategy", "seed", "params", "warehouse",
+    "subsets": [{"subset_id", "size", "parent_subset_id", "created", "breakdown"}]}
+    with subsets in ascending size."""
+    store = Store(config.warehouse)
+    snapshot_id = wh.resolve_snapshot_id(store, config.snapshot_id)
+    examples = wh.snapshot_examples(store, snapshot_id)
+    params = subset_params(config.strategy, strata=config.strata, power=config.power,
+                           embedding_model=config.embedding_model)
+    embeddings = None
+    if config.strategy == "diversity":
+        embeddings = _embeddings(store, examples, config.embedding_model)
+    sizes = config.all_sizes()
+    ladder = select_ladder(examples, config.strategy, sizes, config.seed,
+                           embeddings=embeddings, strata=config.strata, power=config.power,
+                           snapshot_id=snapshot_id)
+    by_id = {e.question_id: e for e in examples}
+    out = []
+    parent = None
+    for size in sizes:
+        ids = ladder[size]
+        info = wh.SubsetInfo(
+            subset_id=subset_id_for(snapshot_id, config.strategy, size, config.seed, params),
+            snapshot_id=snapshot_id, strategy=config.strategy, size=size, seed=config.seed,
+            params=params, parent_subset_id=parent)
+        created = wh.save_subset(store, info, [(q, by_id[q].sample_id) for q in ids])
+        out.append({"subset_id": info.subset_id, "size": size, "parent_subset_id": parent,
+                    "created": created, "breakdown": breakdown([by_id[q] for q in ids])})
+        parent = info.subset_id
+    return {"snapshot_id": snapshot_id, "snapshot_size": len(examples),
+            "strategy": config.strategy, "seed": config.seed, "params": params,
+            "warehouse": str(store.path), "subsets": out}
+
+
+def _embeddings(store: Store, examples: list[Example], model: str) -> dict[str, Any]:
+    """Stored vectors; the few a refresh with another model did not store are computed once
+    and stored, keyed like the refresh's (normalized text, model)."""
+    ids = [e.question_id for e in examples]
+    vectors = wh.question_embeddings(store, ids, model)
+    missing = [q for q in ids if q not in vectors]
+    if missing:
+        keys = wh.question_text_keys(store, missing)
+        texts = {k: t for k, t in keys.values()}
+        fresh = dict(zip(texts, embed_texts(list(texts.values()), model), strict=True))
+        wh.save_embeddings(store, fresh, model)
+        vectors.update({q: fresh[keys[q][0]] for q in missing})
+    return vectors
+
+
+def export_subset(config: ExportConfig) -> dict[str, Any]:
+    """Write the subset's examples (rank order) with `tasks.export.export_examples`; the
+    manifest records the subset's row so the export can be traced and reproduced."""
+    store = Store(config.warehouse)
+    info = wh.load_subset(store, config.subset_id)
+    examples = wh.subset_examples(store, config.subset_id)
+    out = Path(config.out) if config.out else store.path.parent / "exports" / info.subset_id
+    meta = {"subset_id": info.subset_id, "snapshot_id": info.snapshot_id,
+            "strategy": info.strategy, "size": info.size, "seed": info.seed,
+            "params": info.params, "parent_subset_id": info.parent_subset_id,
+            "warehouse": str(store.path)}
+    result = export_examples(examples, out, normalize_format(config.format), metadata=meta)
+    return {**result, "subset_id": info.subset_id, "snapshot_id": info.snapshot_id,
+            "out": str(out)}
+
+
+@flow(name="subset", log_prints=True)
+def subset_flow(config: SubsetConfig) -> dict[str, Any]:
+    """Draw a subset (or a nested ladder) of a pinned snapshot and store it."""
+    result = create_subsets(config)
+    create_markdown_artifact(markdown=_subset_markdown(result), key="subset-summary",
+                             description="Subsets drawn and their make-up")
+    return result
+
+
+@flow(name="export", log_prints=True)
+def export_flow(config: ExportConfig) -> dict[str, Any]:
+    """Write a stored subset as an HF dataset + Parquet + JSONL in TRL's format."""
+    result = export_subset(config)
+    create_markdown_artifact(
+        markdown=(f"# Export of subset `{result['subset_id']}`\n\n"
+                  f"{result['n']} examples, format `{result['format']}`, snapshot "
+                  f"{result['snapshot_id']}.\n\n- HF dataset: `{result['hf']}`\n"
+                  f"- Parquet: `{result['parquet']}`\n- JSONL: `{result['jsonl']}`\n"),
+        key="export-summary", description="Where the training data was written")
+    return result
+
+
+def _subset_markdown(result: dict[str, Any]) -> str:
+    lines = [f"# Subsets of snapshot {result['snapshot_id']}",
+             "",
+             f"Strategy **{result['strategy']}**, seed {result['seed']}, params "
+             f"`{result['params']}`; the snapshot holds {result['snapshot_size']} examples.",
+             "", "| subset_id | size | parent | new |", "|---|---|---|---|"]
+    lines += [f"| `{s['subset_id']}` | {s['size']} | {s['parent_subset_id'] or ''} | "
+              f"{'yes' if s['created'] else 'no (existed)'} |" for s in result["subsets"]]
+    largest = result["subsets"][-1]
+    for name, counts in largest["breakdown"].items():
+        lines += ["", f"Largest subset ({largest['size']}) by {name}:", "",
+                  f"| {name} | n | share |", "|---|---|---|"]
+        lines += [f"| {k} | {n} | {n / largest['size']:.1%} |" for k, n in counts.items()]
+    return "\n".join(lines)
