@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench clean serve
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: setup
 
 test: setup
 	$(BIN)/pytest -q
+
+# Local Prefect server on 127.0.0.1:4200 (SQLite) + the deployments; Ctrl-C stops both.
+serve: setup
+	deployments/serve_local.sh
 
 lint: setup
 	$(BIN)/ruff check .

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from tasks.answers import answers_match, format_answer
+from tasks.answers import answers_match, format_answer, parse_number
 from tasks.types import ExecResult, Question, Rejection, Sample
 
 
@@ -50,3 +51,75 @@ def select_samples(samples: Sequence[Sample]) -> list[Sample]:
             continue
         chosen.setdefault(s.question_id, s)
     return list(chosen.values())
+
+
+def _program_key(program: str | None) -> str:
+    # Programs that differ only in blank lines, comments or spacing are the same solution.
+    lines = [line.split("#", 1)[0].strip() for line in (program or "").splitlines()]
+    return "\n".join(" ".join(line.split()) for line in lines if line)
+
+
+def _answer_key(predicted: str | None) -> str:
+    number = parse_number(predicted) if predicted is not None else None
+    return f"{number:.6g}" if number is not None else str(predicted)
+
+
+def _distinct_first(samples: Sequence[Sample], cap: int) -> list[Sample]:
+    """Up to `cap` samples, distinct programs before repeats, lowest sample_idx first."""
+    ordered = sorted(samples, key=lambda s: (s.sample_idx, s.sample_id))
+    seen: set[str] = set()
+    first, repeats = [], []
+    for s in ordered:
+        key = _program_key(s.program)
+        (repeats if key in seen else first).append(s)
+        seen.add(key)
+    return (first + repeats)[:cap]
+
+
+def select_multi(samples: Sequence[Sample], questions: Mapping[str, Question], *,
+                 cap: int = 1, min_agreement: float = 0.5
+                 ) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    """Selection among K samples per question (run `check_samples` first).
+
+    With a gold answer: the correct samples, up to `cap`, distinct programs first.
+    Without: a majority vote over the executed answers of the samples that got a response;
+    the winning answer needs `min_agreement` of them and a strict lead, and its samples are
+    kept as above. Returns selection rows (rank 0 is the one to publish) and a rejection for
+    each question without a gold answer that has no clear majority (questions with gold and
+    no correct sample were already rejected by `check_samples`)."""
+    by_q: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_q.setdefault(s.question_id, []).append(s)
+    rows: list[dict[str, Any]] = []
+    rejections: list[Rejection] = []
+    for qid in sorted(by_q):
+        group = by_q[qid]
+        q = questions[qid]
+        ok = [s for s in group if s.exec_status == "ok"]
+        if q.gold_answer is not None:
+            kept = _distinct_first([s for s in ok if s.correct], cap)
+            rows += [{"question_id": qid, "sample_id": s.sample_id, "rank": i, "method": "gold",
+                      "agreement": None, "votes": None, "n_samples": len(group)}
+                     for i, s in enumerate(kept)]
+            continue
+        votes: dict[str, list[Sample]] = {}
+        for s in ok:
+            votes.setdefault(_answer_key(s.predicted), []).append(s)
+        ranked = sorted(votes.values(), key=lambda v: -len(v))
+        if not ranked:
+            continue  # nothing executed: check_samples already rejected the question
+        top = ranked[0]
+        agreement = len(top) / len(group)
+        tie = len(ranked) > 1 and len(ranked[1]) == len(top)
+        if tie or agreement < min_agreement:
+            rejections.append(Rejection(
+                qid, "check", "no_majority" if tie else "low_agreement",
+                f"answer {top[0].predicted} from {len(top)}/{len(group)} samples "
+                f"(agreement {agreement:.2f} < {min_agreement:.2f})" if not tie else
+                f"{len(top)}/{len(group)} samples each for {len(ranked)} answers"))
+            continue
+        rows += [{"question_id": qid, "sample_id": s.sample_id, "rank": i,
+                  "method": "majority", "agreement": round(agreement, 4), "votes": len(top),
+                  "n_samples": len(group)}
+                 for i, s in enumerate(_distinct_first(top, cap))]
+    return rows, rejections

@@ -35,3 +35,13 @@ def prefect_harness():
 @pytest.fixture
 def warehouse_path(tmp_path: Path) -> Path:
     return tmp_path / "wh.duckdb"
+
+
+@pytest.fixture(scope="session")
+def live_prefect(tmp_path_factory):
+    """A real `prefect server start` on a free loopback port with `distillery serve`
+    attached to it (tests/prefect_live.py)."""
+    from prefect_live import live_prefect as start
+
+    with start(tmp_path_factory.mktemp("live-prefect")) as live:
+        yield live

@@ -287,16 +287,20 @@ def test_worker_killed_mid_batch_is_respawned() -> None:
     thread = threading.Thread(
         target=lambda: box.setdefault("r", execute_programs(programs, timeout_s=30, workers=2)))
     thread.start()
-    # The worker whose child is still running after a moment is the one on the slow program.
+    # The worker whose child is still running after a moment is the one on the slow program;
+    # a child seen in two samples 0.5 s apart is not one of the instant programs.
     deadline = time.monotonic() + 10
     victim = orphan = 0
+    seen: set[tuple[int, int]] = set()
     while not victim and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(0.5)
         workers = _sandbox_processes(workers_only=True)
-        for pid in _sandbox_processes():
-            ppid = _ppid(pid)
-            if pid not in workers and ppid in workers:
-                victim, orphan = ppid, pid
+        now = {(_ppid(pid), pid) for pid in _sandbox_processes()
+               if pid not in workers and _ppid(pid) in workers}
+        both = now & seen
+        if both:
+            victim, orphan = min(both)
+        seen = now
     assert victim, "no sandbox worker found running the slow program"
     os.kill(victim, 9)  # the worker only, as if it crashed; its child is orphaned
     thread.join(30)

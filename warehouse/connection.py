@@ -8,6 +8,7 @@ instead of failing.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
@@ -28,6 +29,15 @@ DUCKDB_CONFIG = {"storage_compatibility_version": "v1.5.0"}
 
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
+_log = logging.getLogger(__name__)
+# Seconds each open of this process spent waiting for another process's lock: how long
+# concurrent flows really wait (the concurrency test reads it; nobody else needs to).
+_lock_waits: list[float] = []
+
+
+def lock_waits() -> list[float]:
+    """Waits (seconds) of the opens in this process that found the file locked."""
+    return list(_lock_waits)
 
 
 class WarehouseBusy(RuntimeError):
@@ -47,11 +57,13 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 def _open(path: Path, timeout_s: float) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    deadline = started + timeout_s
     delay = 0.02
+    retried = False
     while True:
         try:
-            return duckdb.connect(str(path), config=DUCKDB_CONFIG)
+            con = duckdb.connect(str(path), config=DUCKDB_CONFIG)
         except duckdb.IOException as exc:
             if not _is_lock_error(exc) or time.monotonic() > deadline:
                 if _is_lock_error(exc):
@@ -62,6 +74,14 @@ def _open(path: Path, timeout_s: float) -> duckdb.DuckDBPyConnection:
             # Jitter so two waiting processes do not retry in lockstep.
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.5)
+            retried = True
+            continue
+        if retried:
+            waited = time.monotonic() - started
+            _lock_waits.append(waited)
+            if waited > 1.0:
+                _log.info("%s: waited %.1fs for another process's write", path, waited)
+        return con
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tasks.errors import InputError
 from tasks.types import Question
 
-SOURCE_KINDS = ("procedural", "gsm8k", "tatqa", "jsonl", "hf")
+if TYPE_CHECKING:
+    from .synth import SynthContext
+
+SOURCE_KINDS = ("procedural", "gsm8k", "tatqa", "jsonl", "hf", "synth")
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -20,9 +25,17 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return kind, arg
 
 
-def load_questions(spec: str, n: int | None = None, seed: int = 0) -> list[Question]:
-    """All questions of a source, or its first n (procedural: n items from `seed`)."""
+def load_questions(spec: str, n: int | None = None, seed: int = 0, *,
+                   synth: SynthContext | None = None) -> list[Question]:
+    """All questions of a source, or its first n (procedural: n items from `seed`).
+    `synth:MODE` sources call an LLM: they need the teacher's context (`synth`)."""
     kind, arg = parse_spec(spec)
+    if kind == "synth":
+        from .synth import synthesize
+
+        if synth is None:
+            raise InputError(f"--source {spec}: synthesis needs an LLM (--teacher openai)")
+        return synthesize(arg, n if n is not None else 100, seed, synth)
     if kind == "procedural":
         from .procedural import generate_questions
 

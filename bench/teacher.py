@@ -1,0 +1,119 @@
+"""Throughput of the LLM client against a local OpenAI-compatible server with fixed latency.
+
+    .venv/bin/python bench/teacher.py --latency 0.1
+
+The server (tests/fake_openai.py) runs in its own process and answers every chat completion
+after `latency` seconds, so the ideal throughput at C requests in flight is C / latency. For
+16, 64 and 256 in flight we report what our client (tasks/teachers/llm_client.py: semaphore,
+retry loop, JSON parsing, the openai SDK underneath) reaches as a ratio to that ideal, its CPU
+per request (time.process_time of this process only: the server is another process), and the
+same for a bare httpx client at the same concurrency as the machine's ceiling. Goal: >= 0.85
+of ideal at 64 in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._report import markdown_table, write_section  # noqa: E402
+
+BODY = {"model": "gpt-4o-mini", "temperature": 0.0, "max_tokens": 256, "messages": [
+    {"role": "system", "content": "You are a careful quantitative analyst."},
+    {"role": "user", "content": "| a | 2019 | 2020 |\n|---|---|---|\n| Revenue | 1,250 | 1,410 |"
+                                "\n\nQuestion: What was the change in revenue?\n\nWrite a "
+                                "Python program that computes the answer."}]}
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_openai.py"),
+                             "--latency", str(latency)], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"fake server did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{line.split()[1]}/v1"
+
+
+async def run_ours(base_url: str, conc: int, n: int) -> tuple[float, float, int]:
+    from tasks.teachers.llm_client import ClientConfig, LLMClient
+
+    cfg = ClientConfig(base_url=base_url, max_concurrency=conc, request_timeout_s=30)
+    async with LLMClient(cfg, api_key="bench") as client:
+        await asyncio.gather(*(client.complete(BODY) for _ in range(conc)))  # warm connections
+        c0, t0 = time.process_time(), time.perf_counter()
+        results = await asyncio.gather(*(client.complete(BODY) for _ in range(n)))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu, sum(r.ok for r in results)
+
+
+async def run_raw(base_url: str, conc: int, n: int) -> tuple[float, float, int]:
+    import httpx2
+
+    limits = httpx2.Limits(max_connections=conc, max_keepalive_connections=conc)
+    sem = asyncio.Semaphore(conc)
+    async with httpx2.AsyncClient(limits=limits, timeout=30) as http:
+        async def one() -> bool:
+            async with sem:
+                r = await http.post(f"{base_url}/chat/completions", json=BODY,
+                                    headers={"authorization": "Bearer bench"})
+                return r.status_code == 200
+        await asyncio.gather(*(one() for _ in range(conc)))
+        c0, t0 = time.process_time(), time.perf_counter()
+        ok = await asyncio.gather(*(one() for _ in range(n)))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu, sum(ok)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--latency", type=float, default=0.1)
+    ap.add_argument("--rounds", type=int, default=20, help="requests = rounds * in-flight")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[16, 64, 256])
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+
+    load_before = os.getloadavg()[0]
+    proc, base_url = start_server(args.latency)
+    rows = []
+    try:
+        for conc in args.concurrency:
+            n = conc * args.rounds
+            ideal = conc / args.latency
+            wall, cpu, ok = asyncio.run(run_ours(base_url, conc, n))
+            rwall, rcpu, rok = asyncio.run(run_raw(base_url, conc, n))
+            assert ok == n and rok == n, (ok, rok, n)
+            rows.append([conc, n, round(ideal), round(n / wall), (n / wall) / ideal,
+                         cpu / n * 1000, round(n / rwall), (n / rwall) / ideal,
+                         rcpu / n * 1000])
+            print(rows[-1], flush=True)
+    finally:
+        proc.kill()
+        proc.wait()
+    header = ["in flight", "requests", "ideal req/s", "client req/s", "**ratio to ideal**",
+              "client CPU ms/req", "bare httpx req/s", "bare ratio", "bare CPU ms/req"]
+    body = (markdown_table(header, rows)
+            + f"\n\nServer latency {args.latency * 1000:.0f} ms, server in a separate process "
+            "on the same machine (tests/fake_openai.py). `client` is LLMClient.complete (openai "
+            "SDK with max_retries=0, our semaphore/retry loop, JSON parsing of the body); `bare` "
+            "is httpx alone posting the same body, the ceiling this machine allows. CPU is "
+            "time.process_time of the client process per request. Goal: ratio >= 0.85 at 64. "
+            f"1-min load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} CPUs (client, server and anything else on the machine share "
+            "them).")
+    print(body)
+    if not args.no_write:
+        write_section("teacher", f"python bench/teacher.py --latency {args.latency}", body)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    main()

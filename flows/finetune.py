@@ -1,0 +1,379 @@
+"""Finetune, evaluate and ladder flows: subset -> export -> train -> evaluate -> record.
+
+Only the order of stages, parameters and artifacts live here: training and evaluation are
+in tasks/finetune.py and tasks/evaluate.py, subsets/export in flows/subsets.py (plain
+functions), the SQL in warehouse/. The warehouse is read once before training and written
+in short transactions after it: no connection is held while a model trains.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_subset
+from tasks.evaluate import EVAL_SETS_HELP, EvalResult, evaluate_path, load_eval_set
+from tasks.finetune import FinetuneParams, FinetuneResult, finetune
+from tasks.student import TINY
+from warehouse import Store
+from warehouse import experiments as wx
+
+Strategy = Literal["random", "stratified", "diversity", "difficulty"]
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    eval_set: str = Field("procedural-heldout", description=EVAL_SETS_HELP)
+    eval_n: int = Field(200, ge=0, description="questions evaluated (0: skip evaluation)")
+    eval_seed: int = Field(0, description="seed of the procedural held-out questions")
+    eval_batch_size: int = Field(32, ge=1, le=1024)
+    max_new_tokens: int = Field(256, ge=8, le=4096)
+    output_root: str = Field("data/models", description="models go to <output_root>/<run_id>")
+    warehouse: str | None = Field(None, description="DuckDB file; default "
+                                  "$DISTILLERY_WAREHOUSE or data/warehouse.duckdb")
+    progress: bool = Field(False, description="progress bars on the terminal")
+
+
+class _Training(_Common):
+    base_model: str = Field(TINY, description="'tiny' (offline student built from a config), "
+                            "an HF model id or a local path")
+    lora: bool = Field(False, description="train LoRA adapters (peft) instead of all weights")
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="fixed step budget; overrides epochs")
+    learning_rate: float | None = Field(None, gt=0, description="default: 1e-3 tiny, "
+                                        "2e-4 LoRA, 2e-5 full")
+    batch_size: int = Field(8, ge=1, le=4096)
+    max_length: int = Field(1024, ge=32)
+    train_seed: int = 0
+
+    def params(self) -> FinetuneParams:
+        return FinetuneParams(base_model=self.base_model, lora=self.lora, epochs=self.epochs,
+                              max_steps=self.max_steps, learning_rate=self.learning_rate,
+                              batch_size=self.batch_size, max_length=self.max_length,
+                              seed=self.train_seed)
+
+
+class FinetuneConfig(_Training):
+    """One fine-tune. Give subset_id, or subset_size (+ strategy, seed) to draw the subset
+    from the snapshot first."""
+
+    subset_id: str | None = None
+    subset_size: int | None = Field(None, ge=1)
+    strategy: Strategy = "random"
+    seed: int = Field(0, description="subset seed")
+    snapshot_id: int | None = Field(None, description="default: the latest snapshot")
+
+    @model_validator(mode="after")
+    def _one_subset(self) -> FinetuneConfig:
+        if (self.subset_id is None) == (self.subset_size is None):
+            raise ValueError("give exactly one of subset_id and subset_size")
+        return self
+
+
+class EvaluateConfig(_Common):
+    """Evaluate a saved model (a run's directory, a local path or an HF id)."""
+
+    model: str
+    finetune_run_id: str | None = Field(None, description="default: the run that wrote "
+                                        "this model directory, if any")
+
+
+class LadderConfig(_Training):
+    """One model per subset size, all with the same step budget, from nested subsets."""
+
+    sizes: list[int] = Field(default_factory=lambda: [250, 1000, 4000])
+    strategy: Strategy = "random"
+    seed: int = 0
+    snapshot_id: int | None = None
+    max_steps: int | None = Field(300, ge=1, description="the fixed step budget per size")
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, v: list[int]) -> list[int]:
+        if not v or any(s < 1 for s in v):
+            raise ValueError("sizes must be positive")
+        return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _budget(self) -> LadderConfig:
+        if self.max_steps is None:
+            raise ValueError("a ladder needs a fixed max_steps")
+        return self
+
+
+# --------------------------------------------------------------------------- tasks
+# log_prints off: Prefect's print capture breaks dill's stdout capture inside datasets'
+# fingerprinting (it would log whole bytecode disassemblies and cost the trainer CPU).
+@task(cache_policy=NO_CACHE, name="train", log_prints=False)
+def train_task(data_dir: str, output_dir: str, params: FinetuneParams,
+               progress: bool) -> FinetuneResult:
+    from datasets import load_from_disk
+
+    return finetune(load_from_disk(data_dir), output_dir, params, progress=progress)
+
+
+@task(cache_policy=NO_CACHE, name="evaluate-model", log_prints=False)
+def evaluate_task(model_ref: str, eval_set: str, eval_n: int, eval_seed: int,
+                  batch_size: int, max_new_tokens: int, progress: bool) -> EvalResult:
+    questions = load_eval_set(eval_set, n=eval_n, seed=eval_seed)
+    bar = _bar(len(questions), f"eval {Path(model_ref).name}") if progress else None
+    try:
+        return evaluate_path(model_ref, questions, eval_set=eval_set, batch_size=batch_size,
+                             max_new_tokens=max_new_tokens,
+                             progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+
+
+def _bar(total: int, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="q")
+
+
+def _eval_params(config: _Common) -> dict[str, Any]:
+    return {"eval_seed": config.eval_seed, "max_new_tokens": config.max_new_tokens,
+            "batch_size": config.eval_batch_size, "decoding": "greedy"}
+
+
+def _record_eval(store: Store, result: EvalResult, model_ref: str, config: _Common,
+                 run_id: str | None, extra: dict[str, Any] | None = None) -> str:
+    return wx.save_evaluation(
+        store, model_ref=model_ref, eval_set=result.eval_set, n=result.n,
+        accuracy=result.accuracy, exec_error_rate=result.exec_error_rate,
+        no_program_rate=result.no_program_rate, failures=result.failures,
+        params={**_eval_params(config), **(extra or {})}, seconds=result.seconds,
+        finetune_run_id=run_id)
+
+
+def _run_one(store: Store, config: _Training, subset: dict[str, Any], run_id: str,
+             output_dir: Path, params: FinetuneParams) -> dict[str, Any]:
+    """Export -> train -> record -> evaluate -> record, for one stored subset."""
+    export = export_subset(ExportConfig(subset_id=subset["subset_id"],
+                                        format="prompt_completion",
+                                        out=str(output_dir / "data"),
+                                        warehouse=str(store.path)))
+    wx.start_finetune_run(store, run_id, subset_id=subset["subset_id"],
+                          snapshot_id=export["snapshot_id"], base_model=config.base_model,
+                          params={**params.__dict__, "eval_set": config.eval_set,
+                                  "eval_n": config.eval_n},
+                          output_dir=str(output_dir))
+    try:
+        # No warehouse connection is open from here until training returns.
+        result = train_task(export["hf"], str(output_dir), params, config.progress)
+    except BaseException:
+        wx.finish_finetune_run(store, run_id, status="failed")
+        raise
+    metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
+               "steps": result.steps, "n_examples": result.n_examples,
+               "n_parameters": result.n_parameters, "n_trainable": result.n_trainable,
+               **result.metrics}
+    wx.finish_finetune_run(store, run_id, status="completed", loss_curve=result.loss_curve,
+                           metrics=metrics, train_seconds=result.train_seconds,
+                           train_tokens=result.train_tokens, tokens_per_s=result.tokens_per_s,
+                           device=result.device)
+    out = {"run_id": run_id, "subset_id": subset["subset_id"], "size": subset["size"],
+           "snapshot_id": export["snapshot_id"], "output_dir": str(output_dir),
+           "train": result.as_dict(), "eval": None}
+    if config.eval_n > 0:
+        ev = evaluate_task(str(output_dir), config.eval_set, config.eval_n, config.eval_seed,
+                           config.eval_batch_size, config.max_new_tokens, config.progress)
+        _record_eval(store, ev, str(output_dir), config, run_id)
+        wx.update_finetune_metrics(store, run_id, {"eval_set": ev.eval_set,
+                                                   "accuracy": ev.accuracy,
+                                                   "exec_error_rate": ev.exec_error_rate})
+        out["eval"] = ev.as_dict()
+    return out
+
+
+def _new_run_id(prefix: str) -> str:
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+# --------------------------------------------------------------------------- flows
+@flow(name="finetune")
+def finetune_flow(config: FinetuneConfig) -> dict[str, Any]:
+    """Fine-tune a student on a subset (drawn first when only a size is given) and
+    evaluate it; the run, its loss curve and its score land in the warehouse."""
+    store = Store(config.warehouse)
+    if config.subset_id is None:
+        made = create_subsets(SubsetConfig(size=config.subset_size, strategy=config.strategy,
+                                           seed=config.seed, snapshot_id=config.snapshot_id,
+                                           warehouse=str(store.path)))
+        subset = made["subsets"][-1]
+    else:
+        from warehouse.subsets import load_subset
+
+        info = load_subset(store, config.subset_id)
+        subset = {"subset_id": info.subset_id, "size": info.size}
+    run_id = _new_run_id("ft")
+    output_dir = Path(config.output_root) / run_id
+    out = _run_one(store, config, subset, run_id, output_dir.resolve(), config.params())
+    _finetune_artifact(out)
+    return out
+
+
+@flow(name="evaluate")
+def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
+    """Evaluate a model: it writes programs, the sandbox runs them, answers are compared."""
+    store = Store(config.warehouse)
+    ref = config.model
+    if Path(ref).exists():
+        ref = str(Path(ref).resolve())
+    run_id = config.finetune_run_id or wx.finetune_run_for_output(store, ref)
+    ev = evaluate_task(ref, config.eval_set, config.eval_n or 200, config.eval_seed,
+                       config.eval_batch_size, config.max_new_tokens, config.progress)
+    eval_id = _record_eval(store, ev, ref, config, run_id)
+    create_markdown_artifact(markdown=_eval_markdown(ref, ev), key="evaluation",
+                             description="Accuracy, execution errors and failures")
+    return {"eval_id": eval_id, "model": ref, "finetune_run_id": run_id, **ev.as_dict()}
+
+
+@flow(name="ladder")
+def ladder_flow(config: LadderConfig) -> dict[str, Any]:
+    """How much data does the student need: nested subsets, one model per size with the
+    same step budget, the base model as the zero point, a learning curve."""
+    store = Store(config.warehouse)
+    made = create_subsets(SubsetConfig(sizes=config.sizes, strategy=config.strategy,
+                                       seed=config.seed, snapshot_id=config.snapshot_id,
+                                       warehouse=str(store.path)))
+    ladder_id = _new_run_id("ladder")
+    root = (Path(config.output_root) / ladder_id).resolve()
+    params = config.params()
+    base_ref = config.base_model
+    if config.base_model == TINY:
+        # One base for every rung (tokenizer from the largest subset, which contains the
+        # others; one init seed), saved so each rung and the zero point load the same model.
+        base_ref = str(root / "base")
+        _save_tiny_base(store, made["subsets"][-1]["subset_id"], base_ref, config.train_seed)
+        params.base_model = base_ref
+        params.learning_rate = config.learning_rate or 1e-3
+    zero: EvalResult | None = None
+    if config.eval_n > 0:
+        zero = evaluate_task(base_ref, config.eval_set, config.eval_n, config.eval_seed,
+                             config.eval_batch_size, config.max_new_tokens, config.progress)
+        _record_eval(store, zero, base_ref, config, None, {"ladder_id": ladder_id, "size": 0})
+    rungs = []
+    for subset in made["subsets"]:
+        run_id = f"{ladder_id}-n{subset['size']}"
+        rungs.append(_run_one(store, config, subset, run_id, root / f"n{subset['size']}",
+                              params))
+    rows = _ladder_rows(zero, rungs)
+    curve = _plot_curve(rows, root / "curve.png", config)
+    result = {"ladder_id": ladder_id, "snapshot_id": made["snapshot_id"],
+              "base_model": config.base_model, "max_steps": config.max_steps,
+              "rows": rows, "curve_png": str(curve), "output_dir": str(root), "runs": rungs}
+    _ladder_artifacts(result, config)
+    return result
+
+
+def _save_tiny_base(store: Store, subset_id: str, out: str, seed: int) -> None:
+    from tasks.export import example_rows
+    from tasks.student import build_tiny_student, conversation_texts
+    from warehouse.subsets import subset_examples
+
+    rows = example_rows(subset_examples(store, subset_id), "prompt_completion")
+    model, tokenizer = build_tiny_student(conversation_texts(rows), seed=seed)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _ladder_rows(zero: EvalResult | None, rungs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    if zero is not None:
+        rows.append({"examples": 0, "run_id": "base", "accuracy": round(zero.accuracy, 4),
+                     "exec_error_rate": round(zero.exec_error_rate, 4), "train_seconds": 0.0,
+                     "final_loss": None, "tokens_per_s": None})
+    for r in rungs:
+        ev = r["eval"] or {}
+        rows.append({"examples": r["size"], "run_id": r["run_id"],
+                     "accuracy": round(ev.get("accuracy", float("nan")), 4),
+                     "exec_error_rate": round(ev.get("exec_error_rate", float("nan")), 4),
+                     "train_seconds": r["train"]["train_seconds"],
+                     "final_loss": None if r["train"]["final_loss"] is None
+                     else round(r["train"]["final_loss"], 4),
+                     "tokens_per_s": r["train"]["tokens_per_s"]})
+    return rows
+
+
+def _plot_curve(rows: list[dict[str, Any]], path: Path, config: LadderConfig) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    xs = [r["examples"] for r in rows]
+    ys = [r["accuracy"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    # symlog keeps the base model's zero point on a log-scaled size axis.
+    ax.plot(xs, ys, marker="o")
+    ax.set_xscale("symlog", linthresh=max(1, min([x for x in xs if x] or [1])))
+    ax.set_xlabel("training examples")
+    ax.set_ylabel(f"accuracy on {config.eval_set}")
+    ax.set_ylim(0, max(1e-3, max(ys) * 1.15 if ys else 1))
+    ax.set_title(f"{config.base_model}: {config.max_steps} steps per size, "
+                 f"{config.strategy} subsets")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _finetune_artifact(out: dict[str, Any]) -> None:
+    t = out["train"]
+    lines = [f"# Finetune `{out['run_id']}`", "",
+             f"Subset `{out['subset_id']}` ({out['size']} examples, snapshot "
+             f"{out['snapshot_id']}), model in `{out['output_dir']}`.", "",
+             "| metric | value |", "|---|---|",
+             f"| steps | {t['steps']} |", f"| first loss | {t['first_loss']} |",
+             f"| final loss | {t['final_loss']} |",
+             f"| train seconds | {t['train_seconds']} |",
+             f"| tokens/s | {t['tokens_per_s']} |", f"| device | {t['device']} |"]
+    if out["eval"]:
+        e = out["eval"]
+        lines += [f"| accuracy ({e['eval_set']}, n={e['n']}) | {e['accuracy']:.3f} |",
+                  f"| exec error rate | {e['exec_error_rate']:.3f} |"]
+    create_markdown_artifact(markdown="\n".join(lines), key="finetune-summary",
+                             description="Training and evaluation of this run")
+
+
+def _eval_markdown(ref: str, ev: EvalResult) -> str:
+    lines = [f"# Evaluation of `{ref}`", "",
+             f"{ev.eval_set}, n={ev.n}: accuracy **{ev.accuracy:.3f}**, exec errors "
+             f"{ev.exec_error_rate:.3f}, no program {ev.no_program_rate:.3f} "
+             f"({ev.seconds:.1f}s).", "", "| status | gold | predicted | question |",
+             "|---|---|---|---|"]
+    lines += [f"| {f['status']} | {f['gold']} | {f['predicted']} | "
+              f"{f['question'][:80].replace('|', '/')} |" for f in ev.failures[:10]]
+    return "\n".join(lines)
+
+
+def _ladder_artifacts(result: dict[str, Any], config: LadderConfig) -> None:
+    import base64
+
+    png = base64.b64encode(Path(result["curve_png"]).read_bytes()).decode()
+    header = ["examples", "accuracy", "exec_error_rate", "train_seconds", "final_loss",
+              "run_id"]
+    lines = [f"# Ladder `{result['ladder_id']}`", "",
+             f"Base model `{config.base_model}`, {config.max_steps} steps per size, "
+             f"{config.strategy} subsets of snapshot {result['snapshot_id']}, evaluated on "
+             f"{config.eval_set} (n={config.eval_n}).", "",
+             f"![learning curve](data:image/png;base64,{png})", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in result["rows"]]
+    lines += ["", f"Curve: `{result['curve_png']}`"]
+    create_markdown_artifact(markdown="\n".join(lines), key="ladder-curve",
+                             description="Accuracy vs training examples")
+    create_table_artifact(table=result["rows"], key="ladder-table",
+                          description="One row per size; examples=0 is the base model")

@@ -1,0 +1,152 @@
+"""Evaluate a student: it writes a program per question, the sandbox runs it, the answer
+module compares the value with the gold answer.
+
+Greedy decoding, batched with left padding (so every row's new tokens start at the same
+column), prompts sorted by length so a batch pads little. Questions render through the same
+chat template and `tasks.render` functions as the training data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tasks.answers import answers_match
+from tasks.execute import execute_programs
+from tasks.render import extract_program
+from tasks.sources import load_questions
+from tasks.student import prompt_messages
+from tasks.types import Question
+
+EVAL_SETS_HELP = ("procedural-heldout | gsm8k:PATH | tatqa:PATH | jsonl:PATH | hf:NAME[:SPLIT] "
+                  "(any --source spec)")
+
+
+@dataclass
+class EvalResult:
+    eval_set: str
+    n: int
+    accuracy: float
+    exec_error_rate: float
+    no_program_rate: float
+    correct: int
+    seconds: float
+    generate_seconds: float
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_eval_set(spec: str, n: int | None = None, seed: int = 0) -> list[Question]:
+    """Questions of an eval set with a gold answer. `procedural-heldout` is the generator's
+    held-out split (seeds and phrasings never used for training); TAT-QA keeps arithmetic
+    questions only (span answers are not programs)."""
+    if spec in ("procedural-heldout", "procedural:heldout"):
+        questions = load_questions("procedural:heldout", n=n or 200, seed=seed)
+    else:
+        questions = load_questions(spec, n=None if spec.startswith("tatqa:") else n, seed=seed)
+        if spec.startswith("tatqa:"):
+            questions = [q for q in questions
+                         if q.meta.get("answer_type") == "arithmetic" or q.gold_program]
+            questions = questions[:n] if n else questions
+    return [q for q in questions if q.gold_answer is not None]
+
+
+def generate_completions(model: Any, tokenizer: Any, questions: Sequence[Question], *,
+                         batch_size: int = 32, max_new_tokens: int = 256,
+                         progress: Callable[[int], None] | None = None) -> list[str]:
+    """Greedy completion (assistant turn text) for each question, in input order."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    prompts = [tokenizer.apply_chat_template(prompt_messages(q.text, q.context),
+                                             tokenize=False, add_generation_prompt=True)
+               for q in questions]
+    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+    limit = getattr(model.config, "n_positions", None) or getattr(
+        model.config, "max_position_embeddings", None)
+    device = next(model.parameters()).device
+    model.eval()
+    out: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                        add_special_tokens=False).to(device)
+        width = enc["input_ids"].shape[1]
+        new = max_new_tokens if not limit else max(1, min(max_new_tokens, limit - width))
+        with torch.inference_mode():
+            gen = model.generate(**enc, do_sample=False, max_new_tokens=new,
+                                 eos_token_id=tokenizer.eos_token_id,
+                                 pad_token_id=tokenizer.pad_token_id)
+        texts = tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
+        for i, text in zip(idx, texts, strict=True):
+            out[i] = text
+        if progress:
+            progress(len(idx))
+    return out
+
+
+def score(questions: Sequence[Question], completions: Sequence[str], *, eval_set: str = "",
+          exec_timeout_s: float = 2.0, max_failures: int = 20,
+          generate_seconds: float = 0.0) -> EvalResult:
+    """Run the programs in `completions` in the sandbox and compare with the gold answers."""
+    t0 = time.perf_counter()
+    programs = [extract_program(c) for c in completions]
+    runnable = [i for i, p in enumerate(programs) if p is not None]
+    results = execute_programs([programs[i] for i in runnable], timeout_s=exec_timeout_s)
+    by_index = dict(zip(runnable, results, strict=True))
+    correct = exec_errors = no_program = 0
+    failures: list[dict[str, Any]] = []
+    for i, q in enumerate(questions):
+        res = by_index.get(i)
+        if res is None:
+            no_program += 1
+            ok, status, value = False, "no_program", None
+        else:
+            status, value = res.status, res.value
+            if status != "ok":
+                exec_errors += 1
+            ok = status == "ok" and answers_match(value, q.gold_answer,
+                                                  scale=q.meta.get("scale") or None)
+        correct += ok
+        if not ok and len(failures) < max_failures:
+            failures.append({"question": q.text[:300], "gold": q.gold_answer, "status": status,
+                             "predicted": None if value is None else str(value)[:100],
+                             "error": (res.error[:200] if res is not None else ""),
+                             "completion": completions[i][:500]})
+    n = len(questions)
+    return EvalResult(eval_set=eval_set, n=n, accuracy=correct / n if n else 0.0,
+                      exec_error_rate=exec_errors / n if n else 0.0,
+                      no_program_rate=no_program / n if n else 0.0, correct=correct,
+                      seconds=round(generate_seconds + time.perf_counter() - t0, 3),
+                      generate_seconds=round(generate_seconds, 3), failures=failures)
+
+
+def evaluate_model(model: Any, tokenizer: Any, questions: Sequence[Question], *,
+                   eval_set: str = "", batch_size: int = 32, max_new_tokens: int = 256,
+                   exec_timeout_s: float = 2.0,
+                   progress: Callable[[int], None] | None = None) -> EvalResult:
+    t0 = time.perf_counter()
+    completions = generate_completions(model, tokenizer, questions, batch_size=batch_size,
+                                       max_new_tokens=max_new_tokens, progress=progress)
+    return score(questions, completions, eval_set=eval_set, exec_timeout_s=exec_timeout_s,
+                 generate_seconds=time.perf_counter() - t0)
+
+
+def evaluate_path(model_ref: str, questions: Sequence[Question], **kwargs: Any) -> EvalResult:
+    """Evaluate a saved model (local dir or HF id), on the GPU when there is one."""
+    import torch
+
+    from tasks.finetune import device_info
+    from tasks.student import load_student
+
+    device, bf16 = device_info()
+    model, tokenizer = load_student(model_ref, dtype=torch.bfloat16 if bf16 else None)
+    model.to(device)
+    return evaluate_model(model, tokenizer, questions, **kwargs)

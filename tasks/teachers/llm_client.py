@@ -1,0 +1,338 @@
+"""An async client for any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, llama.cpp,
+TGI) that keeps a large number of requests in flight without getting the account throttled,
+and that always ends a request with either a response or the reason it has none.
+
+Why our own retry loop: the SDK retries 429/5xx by itself, but not a 200 whose body is
+truncated or garbage (it raises JSONDecodeError or hands back a string), and its retries are
+invisible to us. So the SDK runs with max_retries=0 and every attempt is ours: counted, backed
+off with jitter, capped, and its last error kept for the rejection row.
+
+The API key is resolved at the last moment (env var or Prefect Secret block), handed to the
+SDK and nowhere else; every error text that leaves this module is scrubbed of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx2
+import openai
+from pydantic import BaseModel, ConfigDict, Field
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+_POOL_SIZE = 32
+T = TypeVar("T")
+
+
+class ClientConfig(BaseModel):
+    """How to reach the endpoint and how hard to push it. Holds the *name* of the secret,
+    never the key: this object is stored with the run's parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(None, description="default $OPENAI_BASE_URL, else OpenAI")
+    api_key_env: str = Field("OPENAI_API_KEY", description="env var holding the API key")
+    api_key_secret: str | None = Field(None, description="Prefect Secret block with the key "
+                                       "(wins over the env var)")
+    max_concurrency: int = Field(64, ge=1, le=4096, description="requests in flight")
+    rpm: int | None = Field(None, ge=1, description="client-side requests/minute cap")
+    tpm: int | None = Field(None, ge=1, description="client-side tokens/minute cap")
+    request_timeout_s: float = Field(120.0, gt=0, le=3600)
+    max_retries: int = Field(6, ge=0, le=100, description="retries after the first attempt")
+    backoff_base_s: float = Field(0.5, ge=0, le=60)
+    backoff_max_s: float = Field(30.0, ge=0, le=600)
+
+
+class MissingAPIKey(RuntimeError):
+    """No key for an endpoint that needs one."""
+
+
+def resolve_base_url(cfg: ClientConfig) -> str:
+    return (cfg.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
+
+
+def resolve_api_key(cfg: ClientConfig, base_url: str) -> str:
+    """The key from the Secret block, else the env var. Local servers (vLLM, Ollama) accept
+    any key, so a placeholder is used there; api.openai.com without a key is an error."""
+    key: str | None = None
+    if cfg.api_key_secret:
+        from prefect.blocks.system import Secret
+
+        key = str(Secret.load(cfg.api_key_secret).get())
+    if not key:
+        key = os.environ.get(cfg.api_key_env) or None
+    if key:
+        return key
+    if base_url.startswith(OPENAI_BASE_URL):
+        raise MissingAPIKey(f"no API key: set ${cfg.api_key_env} or --api-key-secret")
+    return "not-needed"
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """`text` without the secret (providers echo keys, partly or fully, in 401 bodies)."""
+    if secret and len(secret) >= 8 and secret != "not-needed":
+        text = text.replace(secret, "***")
+        # OpenAI echoes "sk-abc***********wxyz": drop any long substring of the key too.
+        for n in (24, 16, 12):
+            if len(secret) > n:
+                for i in range(0, len(secret) - n + 1, 4):
+                    if secret[i:i + n] in text:
+                        text = text.replace(secret[i:i + n], "***")
+    return text
+
+
+class TokenBucket:
+    """Client-side per-minute limit. Refills continuously; holds at most `burst_s` seconds of
+    budget so a fresh run cannot fire a whole minute's quota in its first second."""
+
+    def __init__(self, per_minute: float, burst_s: float = 6.0) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * burst_s)
+        self.level = self.capacity
+        self.updated = time.monotonic()
+        self.lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+        self.updated = now
+
+    async def take(self, amount: float) -> None:
+        amount = min(amount, self.capacity)  # a request above the burst still goes, alone
+        async with self.lock:  # FIFO: waiters are served in arrival order
+            self._refill()
+            while self.level < amount:
+                await asyncio.sleep((amount - self.level) / self.rate)
+                self._refill()
+            self.level -= amount
+
+    def correct(self, delta: float) -> None:
+        """Charge (or refund) the difference between estimated and actual usage."""
+        self._refill()
+        self.level -= delta
+
+
+@dataclass
+class CallResult:
+    """The end of one logical request: a response (`data`, the completion as JSON) or the
+    last error after `attempts` tries. Errors are already scrubbed of the key."""
+
+    data: dict[str, Any] | None
+    error: str = ""
+    attempts: int = 0
+    latency_ms: float = 0.0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        return self.data is not None
+
+
+class _Retryable(Exception):
+    def __init__(self, kind: str, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.delay = delay
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Server-requested wait: `retry-after-ms` (OpenAI), else `retry-after` in seconds."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) / scale)
+            except ValueError:
+                continue  # an HTTP date: rare, fall back to our own backoff
+    return None
+
+
+def _check_completion(data: Any) -> dict[str, Any]:
+    """A parsed body is only a response if it has a message; anything else is retried."""
+    if not isinstance(data, dict):
+        raise _Retryable("bad_response", f"response is {type(data).__name__}, not an object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise _Retryable("bad_response", "response without choices")
+    for choice in choices:
+        msg = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(msg, dict) or not isinstance(msg.get("content"), str | None):
+            raise _Retryable("bad_response", "choice without a message")
+    return data
+
+
+class LLMClient:
+    """Bounded, rate-limited, retrying chat completions. Use inside one event loop."""
+
+    def __init__(self, cfg: ClientConfig, *, api_key: str | None = None,
+                 base_url: str | None = None) -> None:
+        self.cfg = cfg
+        self.base_url = base_url or resolve_base_url(cfg)
+        self._key = api_key if api_key is not None else resolve_api_key(cfg, self.base_url)
+        # httpcore scans every pooled connection on each request (O(pool) per request), so a
+        # pool of 256 costs more CPU than the request itself: shard into pools of <= 32.
+        shards = -(-cfg.max_concurrency // _POOL_SIZE)
+        per_shard = -(-cfg.max_concurrency // shards)
+        timeout = httpx2.Timeout(cfg.request_timeout_s, connect=min(10.0, cfg.request_timeout_s))
+        self._sdks = [
+            openai.AsyncOpenAI(
+                api_key=self._key, base_url=self.base_url, max_retries=0, timeout=timeout,
+                http_client=openai.DefaultAsyncHttpxClient(limits=httpx2.Limits(
+                    max_connections=per_shard, max_keepalive_connections=per_shard)))
+            for _ in range(shards)]
+        self._next = itertools.cycle(self._sdks)
+        self._sem = asyncio.Semaphore(cfg.max_concurrency)
+        self._rpm = TokenBucket(cfg.rpm) if cfg.rpm else None
+        self._tpm = TokenBucket(cfg.tpm) if cfg.tpm else None
+        self.attempts = 0
+        self.errors: Counter[str] = Counter()
+
+    async def aclose(self) -> None:
+        for sdk in self._sdks:
+            await sdk.close()
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1))
+        return ceiling / 2 + random.random() * ceiling / 2  # "equal jitter"
+
+    async def _attempt(self, body: dict[str, Any], endpoint: str) -> dict[str, Any]:
+        path = "/chat/completions" if endpoint == "chat" else "/completions"
+        try:
+            # A hard deadline on top of httpx's per-read timeout: a server that trickles
+            # bytes must not hold a slot forever.
+            async with asyncio.timeout(self.cfg.request_timeout_s + 1.0):
+                # The SDK's generic post (auth, headers, status -> typed errors) with the body
+                # as is: `chat.completions.create` first walks the params through its TypedDict
+                # transform, which costs more CPU than the HTTP exchange itself.
+                text = await next(self._next).post(path, body=body, cast_to=str)
+            # Parse ourselves: no pydantic model per response (CPU), and a truncated body
+            # fails here as JSONDecodeError, which the SDK would not retry either.
+            return _check_completion(json.loads(text))
+        except openai.RateLimitError as exc:
+            raise _Retryable("429", _status_text(exc),
+                             retry_after_s(exc.response.headers)) from None
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code in (408, 409):
+                raise _Retryable(str(exc.status_code), _status_text(exc),
+                                 retry_after_s(exc.response.headers)) from None
+            raise  # 400/401/403/404/422: retrying does not help
+        except (openai.APITimeoutError, TimeoutError):
+            raise _Retryable("timeout", "request timed out") from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise _Retryable("connection", f"connection error: {type(cause).__name__}: "
+                             f"{cause}"[:300]) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _Retryable("bad_json", f"unparseable response body: {exc}"[:300]) from None
+
+    async def complete(self, body: dict[str, Any], est_tokens: int = 0,
+                       endpoint: str = "chat") -> CallResult:
+        """One logical request: attempts until a valid response, a non-retryable error or the
+        retry cap. Never raises for remote failures: the result carries the last error."""
+        errors: Counter[str] = Counter()
+        last = ""
+        attempts = 0
+        for attempt in range(1, self.cfg.max_retries + 2):
+            if self._rpm:
+                await self._rpm.take(1)
+            if self._tpm:
+                await self._tpm.take(est_tokens)
+            attempts = attempt
+            self.attempts += 1
+            delay: float | None = None
+            async with self._sem:
+                t0 = time.perf_counter()
+                try:
+                    data = await self._attempt(body, endpoint)
+                except _Retryable as exc:
+                    errors[exc.kind] += 1
+                    last = f"{exc.kind}: {exc}"
+                    delay = exc.delay
+                except openai.APIStatusError as exc:
+                    errors[str(exc.status_code)] += 1
+                    self.errors.update(errors)
+                    return CallResult(None, scrub(f"{exc.status_code}: {_status_text(exc)}",
+                                                  self._key), attempts, 0.0, errors)
+                else:
+                    latency = (time.perf_counter() - t0) * 1000
+                    if self._tpm:
+                        usage = data.get("usage") or {}
+                        used = int(usage.get("total_tokens") or 0)
+                        if used:
+                            self._tpm.correct(used - est_tokens)
+                    self.errors.update(errors)
+                    return CallResult(data, "", attempts, latency, errors)
+            if attempt <= self.cfg.max_retries:
+                await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
+        self.errors.update(errors)
+        return CallResult(None, scrub(f"gave up after {attempts} attempts; last {last}",
+                                      self._key), attempts, 0.0, errors)
+
+
+def _status_text(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        msg = err.get("message") if isinstance(err, dict) else None
+        if msg:
+            return f"{exc.status_code} {str(msg)[:300]}"
+    return f"{exc.status_code} {str(exc)[:300]}"
+
+
+def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T] | Awaitable[T]]) -> T:
+    """Run a coroutine to completion from sync code, in a fresh thread with its own loop:
+    Prefect may already run a loop in the calling thread."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(factory())  # type: ignore[arg-type]
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="llm-loop", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+@dataclass
+class LLMCall:
+    """One logical request as the warehouse records it: the request body (never the key),
+    the response when there is one, and what it cost. `purpose` is teacher | synth | judge."""
+
+    key: str
+    run_id: str
+    model: str
+    purpose: str
+    request: dict[str, Any]
+    response: dict[str, Any] | None
+    error: str = ""
+    attempts: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    via: str = "online"  # online | batch
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.response is not None else "failed"

@@ -1,0 +1,191 @@
+"""Fine-tuning, evaluation and the ladder: real TRL trainer, real tiny student, real sandbox,
+a real warehouse made by the real refresh flow. Sizes are tiny so the file runs in minutes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks.evaluate import evaluate_model, load_eval_set, score
+from tasks.finetune import (
+    IGNORE,
+    ChatTemplateError,
+    FinetuneParams,
+    check_label_mask,
+    completion_label_mask,
+    finetune,
+    make_trainer,
+)
+from tasks.sources import load_questions
+from tasks.student import build_tiny_student, conversation_texts, example_messages
+
+REPO = Path(__file__).resolve().parents[1]
+
+ARITHMETIC = [("What is 17 plus 25?", "a = 17\nb = 25\nans = a + b", "42"),
+              ("What is 9 times 8?", "a = 9\nb = 8\nans = a * b", "72"),
+              ("What is 100 minus 37?", "a = 100\nb = 37\nans = a - b", "63"),
+              ("What is 81 divided by 3?", "a = 81\nb = 3\nans = a / b", "27")]
+
+
+def _rows(questions) -> list[dict]:
+    return [{"messages": example_messages(q.text, q.context, q.gold_program)}
+            for q in questions]
+
+
+@pytest.fixture(scope="module")
+def procedural_rows() -> list[dict]:
+    return _rows(load_questions("procedural", n=24, seed=5))
+
+
+def test_completion_only_mask(procedural_rows, tmp_path):
+    from datasets import Dataset
+
+    model, tok = build_tiny_student(conversation_texts(procedural_rows), n_layer=1, n_embd=64,
+                                    n_head=2)
+    row = procedural_rows[0]
+    ids, labels = completion_label_mask(tok, row)
+    prompt_ids = tok.apply_chat_template(row["messages"][:2], add_generation_prompt=True,
+                                         tokenize=True, return_dict=True)["input_ids"]
+    n_prompt = len(prompt_ids)
+    assert ids[:n_prompt] == list(prompt_ids)
+    # Every prompt token (system, user, the assistant header) carries no loss ...
+    assert labels[:n_prompt] == [IGNORE] * n_prompt
+    # ... every completion token does, and the last one is the end-of-turn token (= eos).
+    assert all(lab == tok_id for lab, tok_id in zip(labels[n_prompt:], ids[n_prompt:],
+                                                    strict=True))
+    assert ids[-1] == tok.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
+    assert labels[-1] == tok.eos_token_id
+    assert "```python" in tok.decode(ids[n_prompt:])
+    check_label_mask(tok, ids, labels, prompt_len=n_prompt)
+
+    # What the SFTTrainer will really train on agrees with it (checked inside make_trainer
+    # too, which would raise).
+    trainer = make_trainer(Dataset.from_list(procedural_rows[:4]), tmp_path / "m",
+                           FinetuneParams(max_steps=1, batch_size=2), model=model,
+                           tokenizer=tok)
+    assert trainer.train_dataset[0]["labels"] == labels
+
+    # A template whose end-of-turn token is not in the trained part is refused.
+    masked = list(labels)
+    masked[-1] = IGNORE
+    with pytest.raises(ChatTemplateError, match="masked out"):
+        check_label_mask(tok, ids, masked)
+    with pytest.raises(ChatTemplateError, match="prompt tokens carry labels"):
+        check_label_mask(tok, ids, list(ids), prompt_len=n_prompt)
+    # An eos the template never writes (a base model's <|endoftext|>) is refused before
+    # training starts.
+    tok.eos_token = "<|endoftext|>"
+    with pytest.raises(ChatTemplateError, match="end-of-turn"):
+        make_trainer(Dataset.from_list(procedural_rows[:4]), tmp_path / "m2",
+                     FinetuneParams(max_steps=1, batch_size=2), model=model, tokenizer=tok)
+
+
+def test_evaluation_executes_generated_programs(tmp_path):
+    """A student trained to recite four programs: accuracy comes from running what it
+    generates in the sandbox (one gold answer is changed, so exactly 3 of 4 match)."""
+    from datasets import Dataset
+
+    path = tmp_path / "arith.jsonl"
+    path.write_text("".join(json.dumps({"question": q, "program": p, "answer": a}) + "\n"
+                            for q, p, a in ARITHMETIC))
+    questions = load_eval_set(f"jsonl:{path}")
+    rows = _rows(questions)
+    model, tok = build_tiny_student(conversation_texts(rows), n_layer=2, n_embd=128, n_head=4,
+                                    vocab_size=1024)
+    result = finetune(Dataset.from_list(rows), tmp_path / "m",
+                      FinetuneParams(max_steps=60, batch_size=4, learning_rate=3e-3,
+                                     warmup_ratio=0.0, logging_steps=10),
+                      model=model, tokenizer=tok)
+    assert result.final_loss < 0.2 < 5 < result.first_loss
+
+    wrong_gold = [*questions[:3], dataclasses.replace(questions[3], gold_answer="28")]
+    ev = evaluate_model(model, tok, wrong_gold, eval_set="arith", max_new_tokens=48)
+    assert (ev.n, ev.correct, ev.accuracy) == (4, 3, 0.75)
+    assert ev.exec_error_rate == 0.0 and ev.no_program_rate == 0.0
+    [failure] = ev.failures
+    assert failure["status"] == "ok" and failure["gold"] == "28"
+    assert float(failure["predicted"]) == 27.0  # 81 / 3, computed by the sandbox
+
+    # The scoring half on its own: execution errors and missing programs are counted apart.
+    completions = ["```python\nans = 17 + 25\n```", "```python\nans = 9 *\n```",
+                   "I am not sure.", "```python\nimport os\nans = os.getcwd()\n```"]
+    scored = score(questions, completions, eval_set="arith")
+    assert (scored.correct, scored.accuracy) == (1, 0.25)
+    assert scored.exec_error_rate == 0.5  # a syntax error, and an import the sandbox forbids
+    assert scored.no_program_rate == 0.25
+
+
+@pytest.fixture(scope="module")
+def warehouse(prefect_harness, tmp_path_factory) -> Path:
+    from flows.refresh import RefreshConfig, refresh
+
+    wh = tmp_path_factory.mktemp("ft") / "wh.duckdb"
+    summary = refresh(RefreshConfig(source="procedural", n=120, seed=3, warehouse=str(wh)))
+    assert summary["snapshot_id"] == 1
+    return wh
+
+
+def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
+    from flows.finetune import FinetuneConfig, finetune_flow
+    from warehouse import Store
+    from warehouse import experiments as wx
+
+    out = finetune_flow(FinetuneConfig(subset_size=48, seed=1, max_steps=12, batch_size=8,
+                                       eval_n=6, max_new_tokens=48, warehouse=str(warehouse),
+                                       output_root=str(tmp_path / "models")))
+    curve = [p["loss"] for p in out["train"]["loss_curve"]]
+    assert len(curve) >= 3
+    assert sum(curve[-2:]) / 2 < curve[0] - 1.0, curve  # from ~ln(vocab) down
+
+    row = wx.get_finetune_run(warehouse, out["run_id"])
+    assert row["status"] == "completed" and row["base_model"] == "tiny"
+    assert row["subset_id"] == out["subset_id"] and row["snapshot_id"] == 1
+    assert row["params"]["max_steps"] == 12
+    assert [p["loss"] for p in row["loss_curve"]] == curve
+    assert row["train_tokens"] > 12 * 8 * 100 and row["tokens_per_s"] > 0
+    assert row["metrics"]["steps"] == 12 and row["metrics"]["n_examples"] == 48
+    model_dir = Path(row["output_dir"])
+    assert (model_dir / "config.json").exists() and (model_dir / "tokenizer.json").exists()
+    assert (model_dir / "data" / "hf").is_dir()  # the exported training data, for the record
+
+    [ev] = wx.evaluations_for_run(warehouse, out["run_id"])
+    assert ev["eval_set"] == "procedural-heldout" and ev["n"] == 6
+    assert ev["accuracy"] == out["eval"]["accuracy"] == row["metrics"]["accuracy"]
+    cols, rows = Store(warehouse).query(
+        "select examples, max_steps, status from experiment_results where run_id = ?",
+        [out["run_id"]])
+    assert rows == [(48, 12, "completed")]
+
+
+def test_gpu_ladder_script_cpu_mode(warehouse, tmp_path):
+    """bench/gpu_ladder.sh without a GPU: the tiny student's ladder through the CLI."""
+    env = {**os.environ, "WAREHOUSE": str(warehouse), "SIZES": "16,32", "MAX_STEPS": "4",
+           "EVAL_N": "4", "MAX_NEW_TOKENS": "24", "OUTPUT_ROOT": str(tmp_path / "models"),
+           "BIN": str(Path(sys.executable).parent), "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("PREFECT_API_URL", None)  # the script runs its own ephemeral Prefect
+    out = subprocess.run(["bash", str(REPO / "bench" / "gpu_ladder.sh")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "mode=cpu base=tiny" in out.stdout
+    lines = [ln.split() for ln in out.stdout.splitlines() if ln.strip()[:2] in ("0 ", "16",
+                                                                               "32")]
+    assert [ln[0] for ln in lines] == ["0", "16", "32"]
+    curve = Path(out.stdout.split("curve: ")[1].split()[0])
+    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    from warehouse import Store
+
+    _, runs = Store(warehouse).query(
+        "select examples, max_steps, status from experiment_results "
+        "where run_id like 'ladder-%' order by examples")
+    assert runs == [(16, 4, "completed"), (32, 4, "completed")]
+    _, base = Store(warehouse).query(
+        "select count(*) from evaluations where finetune_run_id is null "
+        "and params ->> 'size' = '0'")
+    assert base == [(1,)]
