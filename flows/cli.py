@@ -55,6 +55,9 @@ def refresh(
     dask_address: Annotated[str | None, typer.Option(help="existing Dask scheduler, e.g. "
                                                      "tcp://host:8786 (implies --task-runner "
                                                      "dask; default: a LocalCluster)")] = None,
+    decontaminate: Annotated[list[str] | None, typer.Option(
+        help="benchmark test set (source spec) to keep out of the data; repeatable, e.g. "
+             "gsm8k:../shared/data/gsm8k/test.jsonl")] = None,
     warehouse: Warehouse = None,
     model: Annotated[str | None, typer.Option(help="LLM teacher model", rich_help_panel="LLM "
                                               "teacher")] = None,
@@ -111,6 +114,8 @@ def refresh(
                       warehouse=str(warehouse) if warehouse else None, progress=True)
         if embedding_model:
             fields["embedding_model"] = embedding_model
+        if decontaminate:
+            fields["decontaminate"] = decontaminate
         llm = dict(model=model, base_url=base_url, api_key_env=api_key_env,
                    api_key_secret=api_key_secret, samples=samples, temperature=temperature,
                    format=fmt, max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
@@ -127,6 +132,8 @@ def refresh(
         # nothing reaches the warehouse.
         if not config.source.startswith("synth:"):  # synthesis needs the teacher: in the flow
             load_questions(config.source, n=config.n, seed=config.seed)
+        for spec in config.decontaminate:
+            load_questions(spec)
     except InputError as exc:
         _fail(str(exc))
 

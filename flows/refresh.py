@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from quality.validate import validate_candidates
 from tasks import dedup as dedup_mod
 from tasks.checks import check_samples, select_multi, select_samples
+from tasks.decontaminate import Benchmark, contamination_rejections
 from tasks.embed import DEFAULT_MODEL, embed_texts
 from tasks.errors import InputError
 from tasks.execute import execute_programs
@@ -99,6 +100,14 @@ class RefreshConfig(BaseModel):
     warehouse: str | None = Field(None, description="DuckDB file; default "
                                   "$DISTILLERY_WAREHOUSE or data/warehouse.duckdb")
     progress: bool = Field(False, description="progress bars on the terminal")
+    decontaminate: list[str] = Field(
+        default_factory=list, description="benchmark test sets (source specs, e.g. "
+        "gsm8k:../shared/data/gsm8k/test.jsonl) whose questions must not be trained on")
+    decontam_ngram: int = Field(13, ge=3, le=50, description="word n-gram length of the "
+                                "overlap check")
+    decontam_threshold: float = Field(0.9, ge=0.5, le=1.0, description="cosine at which a "
+                                      "question over the same context is a benchmark "
+                                      "paraphrase")
     task_runner: Literal["threads", "dask"] = Field(
         "threads", description="threads: batches run in this process; dask: embedding and "
         "execution batches run on Dask workers (the flow process alone writes the warehouse)")
@@ -131,6 +140,41 @@ def semantic_dedup_task(new: list[Question], vectors: Any, store: Store, model: 
     items = [dedup_mod.DedupItem(q.question_id, q.text, q.context) for q in new]
     return dedup_mod.semantic_dedup(items, vectors, known, known_vecs, threshold=threshold,
                                     numbers_must_match=numbers_must_match)
+
+
+def _embed_cached(store: Store, texts: list[str], model: str) -> Any:
+    """Vectors for texts, computing only those the warehouse does not hold yet."""
+    import numpy as np
+
+    from warehouse.subsets import save_embeddings
+
+    keys = [text_key(t) for t in texts]
+    have = store.load_embeddings(keys, model)
+    missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in have}
+    if missing:
+        fresh = embed_texts(list(missing.values()), model)
+        new = dict(zip(missing, fresh, strict=True))
+        save_embeddings(store, new, model)
+        have.update(new)
+    return np.stack([have[k] for k in keys])
+
+
+@task(cache_policy=NO_CACHE, name="decontaminate")
+def decontaminate_task(questions: list[Question], config: RefreshConfig, warehouse: str
+                       ) -> tuple[list[Question], list[Rejection]]:
+    store = Store(warehouse)
+    model = config.embedding_model
+    q_vectors = _embed_cached(store, [q.text for q in questions], model)
+    benchmarks = []
+    for spec in config.decontaminate:
+        bench_qs = load_questions(spec)
+        benchmarks.append((Benchmark(spec, bench_qs),
+                           _embed_cached(store, [q.text for q in bench_qs], model)))
+    rejections = contamination_rejections(questions, q_vectors, benchmarks,
+                                          n=config.decontam_ngram,
+                                          threshold=config.decontam_threshold)
+    flagged = {r.item_id for r in rejections}
+    return [q for q in questions if q.question_id not in flagged], rejections
 
 
 @task(cache_policy=NO_CACHE, name="reference-teacher")
@@ -361,6 +405,12 @@ def _refresh_body(config: RefreshConfig, store: Store, run_id: str, loaded: list
     dup_ids = {r.item_id for r in sem_rejections}
     to_solve = [q for q in new if q.question_id not in dup_ids]
     to_solve += store.load_questions(pending_ids)
+    if config.decontaminate and to_solve:
+        # Before the judge and the teacher: nobody pays for a question we may not train on.
+        with timer.stage("decontaminate"):
+            to_solve, contaminated = decontaminate_task(to_solve, config, str(store.path))
+            store.save_samples(run_id, [], contaminated)
+        counts["contaminated"] = len(contaminated)
     judge_rejections: list[Rejection] = []
     if config.judge and config.teacher == "openai" and to_solve:
         with timer.stage("judge"):  # after dedup: nobody pays to judge a duplicate
@@ -435,7 +485,8 @@ def _refresh_body(config: RefreshConfig, store: Store, run_id: str, loaded: list
             snapshot_id = store.publish_snapshot(run_id, {s.question_id: s.sample_id
                                                           for s in chosen})
     counts["kept"] = len(chosen) if gate_ok else 0
-    counts["rejected"] = (counts["semantic_duplicate"] + counts["teacher_rejected"]
+    counts["rejected"] = (counts["semantic_duplicate"] + counts["contaminated"]
+                          + counts["teacher_rejected"]
                           + len(check_rejections) + counts["quality_rejected"])
     status = "completed" if gate_ok else "gate_failed"
     store.finish_run(run_id, status, dict(counts), timer.seconds, snapshot_id)

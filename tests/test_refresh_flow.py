@@ -145,3 +145,27 @@ def test_tatqa_spans_are_rejected_not_dropped(warehouse_path, shared_data):
     _, rows = store.query("SELECT count(*) FROM rejections WHERE reason = 'non_arithmetic'")
     assert rows[0][0] > 20
     assert _unexplained(store) == 0
+
+
+def test_benchmark_questions_never_reach_the_teacher(warehouse_path, shared_data, tmp_path):
+    test_file = shared_data / "gsm8k" / "test.jsonl"
+    bench = load_questions(f"gsm8k:{test_file}", n=50)
+    rows = [{"question": q.text, "answer": q.gold_answer, "program": f"ans = {q.gold_answer}"}
+            for q in bench[:3]]
+    rows += [{"question": "A baker makes 12 trays of 7 rolls. How many rolls in all?",
+              "answer": "84", "program": "ans = 12 * 7"}]
+    jl = tmp_path / "mixed.jsonl"
+    jl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = refresh(RefreshConfig(source=f"jsonl:{jl}", warehouse=str(warehouse_path),
+                                decontaminate=[f"gsm8k:{test_file}"]))
+    assert out["counts"]["contaminated"] == 3 and out["counts"]["kept"] == 1
+    store = Store(warehouse_path)
+    _, rows_ = store.query("SELECT signal, benchmark, question FROM contamination "
+                           "ORDER BY question")
+    assert len(rows_) == 3
+    assert {r[0] for r in rows_} == {"benchmark_overlap"}
+    assert rows_[0][1] == f"gsm8k:{test_file}"
+    _, n_samples = store.query("SELECT count(*) FROM samples s JOIN contamination c "
+                               "USING (question_id)")
+    assert n_samples == [(0,)]  # nobody was paid to solve them
+    assert _unexplained(store) == 0
