@@ -124,6 +124,13 @@ class Store:
         vecs = _vectors(tbl.column("vector"))
         return dict(zip(tbl.column("item_id").to_pylist(), vecs, strict=True))
 
+    def save_embeddings(self, vectors: dict[str, np.ndarray], model: str) -> int:
+        """Insert-or-ignore vectors keyed by text_key; returns how many were offered."""
+        if vectors:
+            with self.write() as con:
+                _insert_embeddings(con, vectors, model)
+        return len(vectors)
+
     # ------------------------------------------------------- stage writes
     def save_dedup_stage(self, run_id: str, questions: Sequence[Question],
                          new_embeddings: dict[str, np.ndarray], model: str,
@@ -143,12 +150,6 @@ class Store:
             "meta": [_json(q.meta) for q in questions],
             "text_key": [text_key(q.text) for q in questions],
         })
-        keys = list(new_embeddings)
-        e_tbl = pa.table({
-            "item_id": keys,
-            "vector": pa.array([np.asarray(new_embeddings[k], dtype=np.float32) for k in keys],
-                               type=pa.list_(pa.float32())),
-        })
         d_tbl = pa.table({
             "item_id": [r[0] for r in dedup_rows],
             "representative_id": [r[1] for r in dedup_rows],
@@ -164,13 +165,7 @@ class Store:
                 "gold_program, difficulty, meta, text_key, ? FROM q_new",
                 [run_id],
             )
-            if keys:
-                con.register("e_new", e_tbl)
-                con.execute(
-                    "INSERT OR IGNORE INTO embeddings (item_id, model, vector) "
-                    "SELECT item_id, ?, vector FROM e_new",
-                    [model],
-                )
+            _insert_embeddings(con, new_embeddings, model)
             if dedup_rows:
                 con.register("d_new", d_tbl)
                 con.execute(
@@ -294,6 +289,20 @@ class Store:
             "snapshot_id FROM run_summary ORDER BY started_at DESC LIMIT ?",
             [limit],
         )
+
+
+def _insert_embeddings(con: Any, vectors: dict[str, np.ndarray], model: str) -> None:
+    if not vectors:
+        return
+    keys = list(vectors)
+    tbl = pa.table({
+        "item_id": keys,
+        "vector": pa.array([np.asarray(vectors[k], dtype=np.float32) for k in keys],
+                           type=pa.list_(pa.float32())),
+    })
+    con.register("e_new", tbl)
+    con.execute("INSERT OR IGNORE INTO embeddings (item_id, model, vector) "
+                "SELECT item_id, ?, vector FROM e_new", [model])
 
 
 def _insert_rejections(con: Any, run_id: str, rejections: Iterable[Rejection]) -> None:

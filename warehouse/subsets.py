@@ -132,19 +132,7 @@ def question_text_keys(store: StoreLike, question_ids: Sequence[str]) -> dict[st
 
 def save_embeddings(store: StoreLike, vectors: Mapping[str, np.ndarray], model: str) -> int:
     """Insert-or-ignore vectors keyed by text_key; returns how many were offered."""
-    keys = list(vectors)
-    if not keys:
-        return 0
-    tbl = pa.table({
-        "item_id": keys,
-        "vector": pa.array([np.asarray(vectors[k], dtype=np.float32) for k in keys],
-                           type=pa.list_(pa.float32())),
-    })
-    with _store(store).write() as con:
-        con.register("e_new", tbl)
-        con.execute("INSERT OR IGNORE INTO embeddings (item_id, model, vector) "
-                    "SELECT item_id, ?, vector FROM e_new", [model])
-    return len(keys)
+    return _store(store).save_embeddings(dict(vectors), model)
 
 
 def save_subset(store: StoreLike, info: SubsetInfo, items: Sequence[tuple[str, str]]) -> bool:

@@ -1,0 +1,125 @@
+"""Two processes on one warehouse file: a refresh and a finetune at the same time both
+complete (short transactions, lock retry); a second refresh is refused while one runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.refresh import RefreshConfig, refresh
+from warehouse import Store
+from warehouse.refresh_lock import RefreshAlreadyRunning, lock_path, refresh_lock
+
+BIN = Path(sys.executable).parent
+# Runs one flow in a process of its own and reports its result, its time window and how long
+# its warehouse opens waited for the other process.
+DRIVER = """
+import json, sys, time
+from warehouse.connection import lock_waits
+kind, cfg = sys.argv[1], json.loads(sys.argv[2])
+t0 = time.time()
+if kind == "refresh":
+    from flows.refresh import RefreshConfig, refresh
+    out = refresh(RefreshConfig(**cfg))
+else:
+    from flows.finetune import FinetuneConfig, finetune_flow
+    out = finetune_flow(FinetuneConfig(**cfg))
+print("RESULT " + json.dumps({"out": out, "start": t0, "end": time.time(),
+                              "waits": lock_waits()}, default=str))
+"""
+
+
+def _start(live, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "python"), "-c", DRIVER, *args], env=live.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _result(proc: subprocess.Popen, timeout: float = 240) -> tuple[dict, str]:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-4000:]
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):]), err
+
+
+def _seed(live, wh: Path) -> dict:
+    with live.settings():
+        return refresh(RefreshConfig(n=150, seed=41, warehouse=str(wh)))
+
+
+def test_refresh_and_finetune_at_once_on_one_file(live_prefect, tmp_path):
+    wh = tmp_path / "shared.duckdb"
+    first = _seed(live_prefect, wh)
+    store = Store(wh)
+    curated_before = store.counts()["curated"]
+    assert first["snapshot_id"] == 1 and curated_before == first["counts"]["kept"]
+
+    ft_cfg = {"subset_size": 40, "snapshot_id": 1, "max_steps": 3, "eval_n": 4,
+              "max_new_tokens": 32, "batch_size": 4, "warehouse": str(wh),
+              "output_root": str(tmp_path / "models")}
+    rf = _start(live_prefect, "refresh", json.dumps({"n": 300, "seed": 42,
+                                                     "warehouse": str(wh)}))
+    ft = _start(live_prefect, "finetune", json.dumps(ft_cfg))
+    r, r_err = _result(rf)
+    f, f_err = _result(ft)
+
+    # They really ran at the same time, and no lock error reached either.
+    assert r["start"] < f["end"] and f["start"] < r["end"]
+    for err in (r_err, f_err):
+        assert "WarehouseBusy" not in err and "Could not set lock" not in err
+    # Waiting for the other's short transactions stays short.
+    assert max(r["waits"] + f["waits"] + [0.0]) < 10, (r["waits"], f["waits"])
+
+    c = r["out"]["counts"]
+    assert r["out"]["status"] == "completed" and r["out"]["snapshot_id"] == 2
+    assert c["input"] == 300 == c["kept"] + c["rejected"] + c["exact_duplicate"]
+    assert store.counts()["curated"] == curated_before + c["kept"]
+    assert f["out"]["snapshot_id"] == 1 and f["out"]["size"] == 40
+    assert f["out"]["train"]["steps"] == 3
+    _, rows = store.query("SELECT status, snapshot_id, json_extract(metrics, '$.n_examples') "
+                          "FROM finetune_runs")
+    assert rows == [("completed", 1, "40")] or rows == [("completed", 1, 40)]
+    _, runs = store.query("SELECT status, count(*) FROM runs GROUP BY 1")
+    assert runs == [("completed", 2)]
+
+
+def _cli(live, *args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "distillery"), *args], env=live.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_second_refresh_is_refused_while_one_runs(live_prefect, tmp_path):
+    wh = tmp_path / "one.duckdb"
+    lock = lock_path(wh)
+    first = _cli(live_prefect, "refresh", "--n", "2000", "--seed", "5", "--warehouse", str(wh))
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and f'"pid": {first.pid}' in lock.read_text()):
+        assert first.poll() is None, first.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the first refresh never took the lock"
+        time.sleep(0.1)
+
+    # The CLI refuses with one line that names the running refresh...
+    second = _cli(live_prefect, "refresh", "--n", "20", "--warehouse", str(wh))
+    # ...and so does the flow itself (a deployment run, or a race past the CLI's check).
+    with live_prefect.settings(), pytest.raises(RefreshAlreadyRunning, match="another refresh"):
+        refresh(RefreshConfig(n=20, warehouse=str(wh)))
+    out, err = second.communicate(timeout=120)
+    still_running = first.poll() is None
+    assert second.returncode == 3, err[-3000:]
+    assert "another refresh is running on this warehouse" in err
+    assert f"pid {first.pid}" in err and "Traceback" not in err
+    assert still_running, "the first refresh ended before the second was checked"
+
+    out, err = first.communicate(timeout=240)
+    assert first.returncode == 0, err[-3000:]
+    store = Store(wh)
+    _, runs = store.query("SELECT status FROM runs")
+    assert runs == [("completed",)]  # the refused ones wrote nothing, not even a run row
+    assert store.counts()["curated"] > 1500
+    assert lock.read_text() == ""  # released: the next refresh may start
+    with refresh_lock(wh, "next"):
+        pass
