@@ -126,7 +126,7 @@ def refresh(
         config = RefreshConfig(**fields)
     except ValidationError as exc:
         err = exc.errors()[0]
-        _fail(f"--{'-'.join(str(p) for p in err['loc'])}: {err['msg']}")
+        _fail(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}")
     try:
         # Validate the input before the flow starts, so a bad file is one clear line and
         # nothing reaches the warehouse.

@@ -36,7 +36,8 @@ class _Common(BaseModel):
     eval_seed: int = Field(0, description="seed of the procedural held-out questions")
     eval_batch_size: int = Field(32, ge=1, le=1024)
     max_new_tokens: int = Field(256, ge=8, le=4096)
-    output_root: str = Field("data/models", description="models go to <output_root>/<run_id>")
+    output_root: str = Field("data/models",
+                             description="folder of the models: one subfolder per run id")
     warehouse: str | None = Field(None, description="DuckDB file; default "
                                   "$DISTILLERY_WAREHOUSE or data/warehouse.duckdb")
     progress: bool = Field(False, description="progress bars on the terminal")
