@@ -35,6 +35,7 @@ def main() -> None:
     from tasks.dedup import exact_dedup
     from tasks.embed import DEFAULT_MODEL, load_model
     from tasks.sources import load_questions
+    from warehouse import Store
 
     t0 = time.perf_counter()
     model = load_model(DEFAULT_MODEL)
@@ -46,18 +47,22 @@ def main() -> None:
         t0 = time.perf_counter()
         summary = refresh(RefreshConfig(n=args.n, seed=args.seed, warehouse=f"{tmp}/w.duckdb"))
         total_s = time.perf_counter() - t0
+        # The programs the flow executed: those of the questions that reached the teacher.
+        _, rows = Store(f"{tmp}/w.duckdb").query("SELECT program FROM samples")
+        programs = [r[0] for r in rows]
 
     # Raw baselines over exactly what the flow had to do: embed the distinct new texts,
-    # run the programs of the questions that reached the teacher.
+    # run the same programs.
     questions, _ = exact_dedup(load_questions("procedural", n=args.n, seed=args.seed))
     texts = list(dict.fromkeys(q.text for q in questions))
     t0 = time.perf_counter()
     model.encode(texts, batch_size=128, normalize_embeddings=True, convert_to_numpy=True)
     encode_s = time.perf_counter() - t0
-    programs = [q.gold_program for q in questions]
     t0 = time.perf_counter()
     for src in programs:
-        exec(src, {})  # noqa: S102 - the unsafe baseline: trusted generator programs only
+        # The unsafe baseline the issue asks for; only the procedural generator's own
+        # programs (source fixed above) ever reach this line.
+        exec(src, {})  # noqa: S102
     exec_s = time.perf_counter() - t0
 
     raw = encode_s + exec_s

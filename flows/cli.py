@@ -105,8 +105,7 @@ def refresh(
     from tasks.sources import load_questions
 
     try:
-        fields = dict(source=source, n=n if n is not None else (1000 if source ==
-                      "procedural" else None), seed=seed, teacher=teacher,
+        fields = dict(source=source, n=n, seed=seed, teacher=teacher,
                       semantic_threshold=threshold, exec_timeout_s=exec_timeout,
                       exec_workers=exec_workers,
                       task_runner="dask" if dask_address else task_runner,

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_subset
+from tasks.errors import InputError
 from tasks.evaluate import EVAL_SETS_HELP, EvalResult, evaluate_path, load_eval_set
 from tasks.finetune import FinetuneParams, FinetuneResult, finetune
 from tasks.student import TINY
@@ -226,12 +227,14 @@ def finetune_flow(config: FinetuneConfig) -> dict[str, Any]:
 @flow(name="evaluate")
 def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     """Evaluate a model: it writes programs, the sandbox runs them, answers are compared."""
+    if config.eval_n < 1:
+        raise InputError("eval_n: an evaluation needs at least 1 question")
     store = Store(config.warehouse)
     ref = config.model
     if Path(ref).exists():
         ref = str(Path(ref).resolve())
     run_id = config.finetune_run_id or wx.finetune_run_for_output(store, ref)
-    ev = evaluate_task(ref, config.eval_set, config.eval_n or 200, config.eval_seed,
+    ev = evaluate_task(ref, config.eval_set, config.eval_n, config.eval_seed,
                        config.eval_batch_size, config.max_new_tokens, config.progress)
     eval_id = _record_eval(store, ev, ref, config, run_id)
     create_markdown_artifact(markdown=_eval_markdown(ref, ev), key="evaluation",

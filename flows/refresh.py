@@ -49,7 +49,8 @@ class RefreshConfig(BaseModel):
 
     source: str = Field("procedural", description="procedural | gsm8k:PATH | tatqa:PATH | "
                         "jsonl:PATH | hf:NAME[:SPLIT]")
-    n: int | None = Field(1000, ge=1, description="items to draw (file sources: the first n)")
+    n: int | None = Field(None, ge=1, description="items to draw; empty: all of a file "
+                          "source, 1000 from the procedural generator")
     seed: int = Field(0, description="seed of the procedural generator")
     teacher: Literal["reference", "openai"] = "reference"
     # LLM teacher (teacher="openai"). The API key is never a parameter: parameters are
@@ -310,7 +311,7 @@ def _run_name() -> str:
     cfg = raw.model_dump() if isinstance(raw, BaseModel) else dict(raw)
     kind, _, path = str(cfg.get("source") or "procedural").partition(":")
     name = f"refresh-{kind}" + (f"-{path.rstrip('/').rsplit('/', 1)[-1]}" if path else "")
-    n = cfg.get("n", 1000)
+    n = cfg.get("n")
     return name + (f"-n{n}" if n else "")
 
 
@@ -330,6 +331,8 @@ def refresh(config: RefreshConfig | None = None) -> dict[str, Any]:
     run_id = str(flow_run.id or uuid.uuid4())
     # One refresh per warehouse: a second one is refused here, before it writes anything.
     with refresh_lock(store.path, run_id), _batch_runner(config) as submit:
+        # Holding the lock proves no other refresh runs: any still 'running' was killed.
+        store.mark_interrupted("refresh")
         store.start_run(run_id, "refresh", config.model_dump())
         try:
             if synth:  # LLM-written questions: the run exists first, their cost is its cost
@@ -480,6 +483,16 @@ def _refresh_body(config: RefreshConfig, store: Store, run_id: str, loaded: list
             gate_ok = outcome.success
             kept_ids = set(outcome.kept_ids)
             chosen = [s for s in chosen if s.question_id in kept_ids]
+            if not gate_ok:
+                # The whole batch is held back, and says so: left undecided, its good rows
+                # would come back alone on the next run and pass the gate they failed.
+                stats = outcome.statistics
+                held = [Rejection(s.question_id, "quality_gate", "batch_gate_failed",
+                                  f"{stats['rejected']} of {stats['rows']} rows of run {run_id} "
+                                  "failed row-level expectations")
+                        for s in chosen]
+                store.save_samples(run_id, [], held)
+                counts["gate_held"] = len(held)
     with timer.stage("publish"):
         if chosen and gate_ok:
             snapshot_id = store.publish_snapshot(run_id, {s.question_id: s.sample_id
@@ -487,7 +500,8 @@ def _refresh_body(config: RefreshConfig, store: Store, run_id: str, loaded: list
     counts["kept"] = len(chosen) if gate_ok else 0
     counts["rejected"] = (counts["semantic_duplicate"] + counts["contaminated"]
                           + counts["teacher_rejected"]
-                          + len(check_rejections) + counts["quality_rejected"])
+                          + len(check_rejections) + counts["quality_rejected"]
+                          + counts["gate_held"])
     status = "completed" if gate_ok else "gate_failed"
     store.finish_run(run_id, status, dict(counts), timer.seconds, snapshot_id)
 

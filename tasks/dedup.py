@@ -38,7 +38,9 @@ def exact_dedup(questions: Sequence[Question]) -> tuple[list[Question], list[Rej
     """Collapse questions with the same normalized text + context (same question_id).
 
     The kept copy is the one with the smallest (source, source_id), so input order does not
-    matter. Dropped copies are rejected under their source_id: they have no id of their own.
+    matter. Dropped copies have no question id of their own (they share the kept one's), so
+    their rejection is keyed by a hash of (question, source, source_id): two files that both
+    number their lines cannot collide.
     """
     groups: dict[str, list[Question]] = defaultdict(list)
     for q in questions:
@@ -49,9 +51,10 @@ def exact_dedup(questions: Sequence[Question]) -> tuple[list[Question], list[Rej
         kept.append(group[0])
         for dup in group[1:]:
             rejected.append(Rejection(
-                item_id=dup.source_id or stable_hash("dup", qid, dup.source),
+                item_id=stable_hash("dup", qid, dup.source, dup.source_id),
                 stage="dedup", reason="exact_duplicate",
-                detail=f"same normalized text and context as {qid} ({group[0].source_id})",
+                detail=f"{dup.source_id}: same normalized text and context as {qid} "
+                       f"({group[0].source_id})",
             ))
     return kept, rejected
 

@@ -77,8 +77,11 @@ def _u(*parts: object) -> float:
 
 
 class FakeOpenAI:
-    def __init__(self, answers: dict[str, str] | None = None, **config: Any) -> None:
+    def __init__(self, answers: dict[str, str] | None = None,
+                 finals: dict[Any, str] | None = None, **config: Any) -> None:
         self.answers: dict[str, str] = dict(answers or {})
+        # Final answers for CoT replies: looked up, never computed by running a program.
+        self.finals: dict[Any, str] = dict(finals or {})
         self.cfg = FakeConfig(**config)
         self.kinds: Counter[str] = Counter()          # outcome of every HTTP request
         self.served: Counter[str] = Counter()         # valid 200 completions per question
@@ -283,9 +286,12 @@ class FakeOpenAI:
         if u < self.cfg.p_unparseable + self.cfg.p_wrong:
             program = program.rstrip() + "\nans = ans + 1"
         if "Final answer" in system:  # the CoT prompt
-            env: dict[str, Any] = {}
-            exec(program, env)  # noqa: S102 - trusted test fixtures only
-            return f"Working through the numbers step by step.\nFinal answer: {env['ans']}"
+            final = self.finals.get((question, context), self.finals.get(question))
+            if final is None:
+                return "I am sorry, I cannot help with that request."
+            if program.rstrip().endswith("ans = ans + 1"):  # the scripted wrong answer
+                final = str(float(final) + 1)
+            return f"Working through the numbers step by step.\nFinal answer: {final}"
         style = int(_u(self.cfg.seed, "style", question) * 4) if self.cfg.styles else 0
         program = program.strip()
         return [

@@ -20,8 +20,15 @@ def test_exact_dedup_is_order_independent():
     kept1, rej1 = exact_dedup(qs)
     kept2, rej2 = exact_dedup(list(reversed(qs)))
     assert len(kept1) == 1 and kept1[0].source_id == kept2[0].source_id == "g:1"
-    assert sorted(r.item_id for r in rej1) == sorted(r.item_id for r in rej2) == \
+    assert sorted(r.item_id for r in rej1) == sorted(r.item_id for r in rej2)
+    assert sorted(r.detail.split(":")[0] + ":" + r.detail.split(":")[1] for r in rej1) == \
         ["f:0", "f:1", "f:2"]
+    # Same line numbers in two files of the same name never share a rejection key.
+    a = Question(text="x y z", source="gsm8k", source_id="gsm8k:train.jsonl:1")
+    b = Question(text="x y z", source="jsonl", source_id="gsm8k:train.jsonl:1")
+    c = Question(text="x y z", source="tatqa", source_id="gsm8k:train.jsonl:1")
+    _, rej = exact_dedup([a, b, c])
+    assert len({r.item_id for r in rej}) == 2
     assert all(r.reason == "exact_duplicate" for r in rej1)
 
 

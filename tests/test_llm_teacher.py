@@ -34,6 +34,11 @@ def _answers(n: int, seed: int) -> dict:
             for q in load_questions("procedural", n=n, seed=seed)}
 
 
+def _finals(n: int, seed: int) -> dict:
+    return {(q.text, q.context.strip()): q.gold_answer
+            for q in load_questions("procedural", n=n, seed=seed)}
+
+
 def _llm_cfg(server: FakeOpenAI, wh: Path, **kw: object) -> RefreshConfig:
     base = dict(teacher="openai", base_url=server.base_url, warehouse=str(wh),
                 request_timeout_s=0.5, backoff_base_s=0.01, backoff_max_s=0.2, max_retries=6)
@@ -307,7 +312,7 @@ def test_cot_format_and_runs_cost(warehouse_path):
 
     from flows.cli import app
 
-    with FakeOpenAI(_answers(60, 6)) as server:
+    with FakeOpenAI(_answers(60, 6), finals=_finals(60, 6)) as server:
         out = refresh(_llm_cfg(server, warehouse_path, source="procedural", n=60, seed=6,
                                format="cot", model="gpt-4o-mini"))
     store = Store(warehouse_path)

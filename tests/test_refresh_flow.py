@@ -97,6 +97,8 @@ def test_interrupted_run_is_resumed(warehouse_path):
     out = refresh(RefreshConfig(source="procedural", n=60, seed=21,
                                 warehouse=str(warehouse_path)))
     assert out["counts"]["resumed"] == 30
+    _, runs = store.query("SELECT run_id, status FROM runs ORDER BY started_at")
+    assert runs[0] == ("dead", "interrupted") and runs[1][1] == "completed"
     assert _unexplained(store) == 0
     states = store.question_states([q.question_id for q in qs])
     assert set(states.values()) == {"done"}
@@ -169,3 +171,24 @@ def test_benchmark_questions_never_reach_the_teacher(warehouse_path, shared_data
                                "USING (question_id)")
     assert n_samples == [(0,)]  # nobody was paid to solve them
     assert _unexplained(store) == 0
+
+
+def test_failed_gate_holds_the_whole_batch_back_and_says_why(warehouse_path, tmp_path):
+    rows = [{"question": f"Which word is number {i} in the story we read?",
+             "program": f"ans = 'word{i}'"} for i in range(3)]
+    rows.append({"question": "What is six times seven, as a number?", "program": "ans = 6 * 7"})
+    jl = tmp_path / "strings.jsonl"
+    jl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    cfg = RefreshConfig(source=f"jsonl:{jl}", warehouse=str(warehouse_path))
+    out = refresh(cfg)
+    c = out["counts"]
+    assert out["status"] == "gate_failed" and out["snapshot_id"] is None
+    assert c["quality_rejected"] == 3 and c["gate_held"] == 1 and c["kept"] == 0
+    assert c["input"] == c["kept"] + c["rejected"] + c["exact_duplicate"]
+    store = Store(warehouse_path)
+    _, rows_ = store.query("SELECT reason FROM rejections WHERE stage = 'quality_gate'")
+    assert rows_ == [("batch_gate_failed",)]
+    assert _unexplained(store) == 0
+    # The good row does not sneak through on a rerun.
+    again = refresh(cfg)
+    assert again["snapshot_id"] is None and store.counts()["curated"] == 0

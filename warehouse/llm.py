@@ -103,6 +103,11 @@ class LLMStore:
                     while q.get() is not _STOP:  # keep the producers unblocked until done
                         pass
                     return
+                if not stop:
+                    # Leave the file closed longer than another process's longest retry
+                    # back-off (0.5 s in connection.py), or under a steady stream of
+                    # responses it could miss every gap and give up.
+                    time.sleep(0.6)
                 if not stop and not calls:
                     calls, stop = take_all(q.get())  # idle: wait with the file closed
 

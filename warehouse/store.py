@@ -42,6 +42,15 @@ class Store:
                 [run_id, flow, _json(params), datetime.now(UTC).replace(tzinfo=None)],
             )
 
+    def mark_interrupted(self, flow: str) -> int:
+        """Runs of `flow` left 'running' by a process that died become 'interrupted'."""
+        with self.write() as con:
+            n = con.execute("SELECT count(*) FROM runs WHERE flow = ? AND status = 'running'",
+                            [flow]).fetchone()[0]
+            con.execute("UPDATE runs SET status = 'interrupted' WHERE flow = ? "
+                        "AND status = 'running'", [flow])
+        return int(n)
+
     def finish_run(self, run_id: str, status: str, counts: dict[str, Any],
                    stage_seconds: dict[str, float], snapshot_id: int | None = None) -> None:
         with self.write() as con:
