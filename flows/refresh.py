@@ -29,7 +29,7 @@ from quality.validate import validate_candidates
 from tasks import dedup as dedup_mod
 from tasks.checks import check_samples, select_multi, select_samples
 from tasks.decontaminate import Benchmark, contamination_rejections
-from tasks.embed import DEFAULT_MODEL, embed_texts
+from tasks.embed import DEFAULT_MODEL, embed_texts, embed_with_cache
 from tasks.errors import InputError
 from tasks.execute import execute_programs
 from tasks.sources import load_questions
@@ -143,34 +143,17 @@ def semantic_dedup_task(new: list[Question], vectors: Any, store: Store, model: 
                                     numbers_must_match=numbers_must_match)
 
 
-def _embed_cached(store: Store, texts: list[str], model: str) -> Any:
-    """Vectors for texts, computing only those the warehouse does not hold yet."""
-    import numpy as np
-
-    from warehouse.subsets import save_embeddings
-
-    keys = [text_key(t) for t in texts]
-    have = store.load_embeddings(keys, model)
-    missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in have}
-    if missing:
-        fresh = embed_texts(list(missing.values()), model)
-        new = dict(zip(missing, fresh, strict=True))
-        save_embeddings(store, new, model)
-        have.update(new)
-    return np.stack([have[k] for k in keys])
-
-
 @task(cache_policy=NO_CACHE, name="decontaminate")
 def decontaminate_task(questions: list[Question], config: RefreshConfig, warehouse: str
                        ) -> tuple[list[Question], list[Rejection]]:
     store = Store(warehouse)
     model = config.embedding_model
-    q_vectors = _embed_cached(store, [q.text for q in questions], model)
+    q_vectors = embed_with_cache(store, [q.text for q in questions], model)
     benchmarks = []
     for spec in config.decontaminate:
         bench_qs = load_questions(spec)
         benchmarks.append((Benchmark(spec, bench_qs),
-                           _embed_cached(store, [q.text for q in bench_qs], model)))
+                           embed_with_cache(store, [q.text for q in bench_qs], model)))
     rejections = contamination_rejections(questions, q_vectors, benchmarks,
                                           n=config.decontam_ngram,
                                           threshold=config.decontam_threshold)

@@ -13,7 +13,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tasks.embed import DEFAULT_MODEL, embed_texts
+from tasks.embed import DEFAULT_MODEL, embed_with_cache
 from tasks.export import export_examples, normalize_format
 from tasks.subsets import (
     DEFAULT_STRATA,
@@ -104,18 +104,10 @@ def create_subsets(config: SubsetConfig) -> dict[str, Any]:
 
 
 def _embeddings(store: Store, examples: list[Example], model: str) -> dict[str, Any]:
-    """Stored vectors; the few a refresh with another model did not store are computed once
-    and stored, keyed like the refresh's (normalized text, model)."""
-    ids = [e.question_id for e in examples]
-    vectors = wh.question_embeddings(store, ids, model)
-    missing = [q for q in ids if q not in vectors]
-    if missing:
-        keys = wh.question_text_keys(store, missing)
-        texts = {k: t for k, t in keys.values()}
-        fresh = dict(zip(texts, embed_texts(list(texts.values()), model), strict=True))
-        wh.save_embeddings(store, fresh, model)
-        vectors.update({q: fresh[keys[q][0]] for q in missing})
-    return vectors
+    """Stored vectors (keyed like the refresh's: normalized text, model); the few a refresh
+    with another model did not store are computed once and stored."""
+    vectors = embed_with_cache(store, [e.text for e in examples], model)
+    return {e.question_id: v for e, v in zip(examples, vectors, strict=True)}
 
 
 def export_subset(config: ExportConfig) -> dict[str, Any]:

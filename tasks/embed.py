@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -44,3 +45,29 @@ def embed_texts(texts: Sequence[str], model: str = DEFAULT_MODEL, *,
         vecs = st.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
                          convert_to_numpy=True, show_progress_bar=show_progress)
     return np.asarray(vecs, dtype=np.float32)
+
+
+class EmbeddingCache(Protocol):
+    """What embed_with_cache needs of the warehouse (warehouse.Store has both)."""
+
+    def load_embeddings(self, keys: Sequence[str], model: str) -> dict[str, Any]: ...
+
+    def save_embeddings(self, vectors: dict[str, Any], model: str) -> int: ...
+
+
+def embed_with_cache(cache: EmbeddingCache, texts: Sequence[str], model: str = DEFAULT_MODEL,
+                     ) -> np.ndarray:
+    """Vectors for texts, one row each, computing (and storing) only those the cache lacks:
+    the same normalized text is never embedded twice for a model."""
+    from tasks.types import text_key
+
+    keys = [text_key(t) for t in texts]
+    have = cache.load_embeddings(keys, model)
+    missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in have}
+    if missing:
+        fresh = dict(zip(missing, embed_texts(list(missing.values()), model), strict=True))
+        cache.save_embeddings(fresh, model)
+        have.update(fresh)
+    if not keys:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([have[k] for k in keys])

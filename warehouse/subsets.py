@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -114,25 +114,6 @@ def question_embeddings(store: StoreLike, question_ids: Sequence[str],
         ).to_arrow_table()
     vecs = _vectors(tbl.column("vector"))
     return dict(zip(tbl.column("question_id").to_pylist(), vecs, strict=True))
-
-
-def question_text_keys(store: StoreLike, question_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """{question_id: (text_key, text)}: what to embed when a model's vectors are missing."""
-    if not question_ids:
-        return {}
-    ids = pa.table({"question_id": list(dict.fromkeys(question_ids))})
-    with _store(store).connect() as con:
-        con.register("wanted_q", ids)
-        rows = con.execute(
-            "SELECT q.question_id, q.text_key, q.text FROM wanted_q w "
-            "JOIN questions q ON q.question_id = w.question_id"
-        ).fetchall()
-    return {r[0]: (r[1], r[2]) for r in rows}
-
-
-def save_embeddings(store: StoreLike, vectors: Mapping[str, np.ndarray], model: str) -> int:
-    """Insert-or-ignore vectors keyed by text_key; returns how many were offered."""
-    return _store(store).save_embeddings(dict(vectors), model)
 
 
 def save_subset(store: StoreLike, info: SubsetInfo, items: Sequence[tuple[str, str]]) -> bool:
