@@ -22,6 +22,7 @@ from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_sub
 from tasks.errors import InputError
 from tasks.evaluate import EVAL_SETS_HELP, EvalResult, evaluate_path, load_eval_set
 from tasks.finetune import FinetuneParams, FinetuneResult, finetune
+from tasks.ladder import plot_learning_curve, save_tiny_base
 from tasks.student import TINY
 from warehouse import Store
 from warehouse import experiments as wx
@@ -281,14 +282,9 @@ def ladder_flow(config: LadderConfig) -> dict[str, Any]:
 
 
 def _save_tiny_base(store: Store, subset_id: str, out: str, seed: int) -> None:
-    from tasks.export import example_rows
-    from tasks.student import build_tiny_student, conversation_texts
     from warehouse.subsets import subset_examples
 
-    rows = example_rows(subset_examples(store, subset_id), "prompt_completion")
-    model, tokenizer = build_tiny_student(conversation_texts(rows), seed=seed)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    save_tiny_base(subset_examples(store, subset_id), out, seed)
 
 
 def _ladder_rows(zero: EvalResult | None, rungs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -310,28 +306,10 @@ def _ladder_rows(zero: EvalResult | None, rungs: list[dict[str, Any]]) -> list[d
 
 
 def _plot_curve(rows: list[dict[str, Any]], path: Path, config: LadderConfig) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    xs = [r["examples"] for r in rows]
-    ys = [r["accuracy"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    # symlog keeps the base model's zero point on a log-scaled size axis.
-    ax.plot(xs, ys, marker="o")
-    ax.set_xscale("symlog", linthresh=max(1, min([x for x in xs if x] or [1])))
-    ax.set_xlabel("training examples")
-    ax.set_ylabel(f"accuracy on {config.eval_set}")
-    ax.set_ylim(0, max(1e-3, max(ys) * 1.15 if ys else 1))
-    ax.set_title(f"{config.base_model}: {config.max_steps} steps per size, "
-                 f"{config.strategy} subsets")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return plot_learning_curve(
+        rows, path, ylabel=f"accuracy on {config.eval_set}",
+        title=f"{config.base_model}: {config.max_steps} steps per size, "
+              f"{config.strategy} subsets")
 
 
 def _finetune_artifact(out: dict[str, Any]) -> None:
