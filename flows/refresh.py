@@ -413,7 +413,13 @@ def _refresh_body(config: RefreshConfig, store: Store, run_id: str, loaded: list
                                                      taught.unparsed)
             counts.update(taught.stats.as_counts())
         else:
-            samples, teacher_rejections = teacher_task(to_solve) if to_solve else ([], [])
+            # Batches, so that on Dask the conversion runs on the workers like execution.
+            samples, teacher_rejections = [], []
+            for fut in [submit(teacher_task, chunk)
+                        for chunk in _batches(to_solve, config.batch_size)]:
+                got_samples, got_rejections = fut.result()
+                samples += got_samples
+                teacher_rejections += got_rejections
     teacher_rejections = judge_rejections + teacher_rejections
     counts["teacher_rejected"] = len(teacher_rejections)
 
