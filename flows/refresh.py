@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.tasks import Task
+from prefect.utilities.annotations import quote
 from prefect.utilities.callables import get_call_parameters
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -231,6 +232,8 @@ class _Timer:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
 
 
+# Large batches go to tasks wrapped in `quote`: Prefect otherwise walks every element of a
+# parameter looking for futures, which cost seconds per 10k questions.
 Submit = Callable[..., PrefectFuture[Any]]
 
 
@@ -359,8 +362,11 @@ def _refresh_body(config: RefreshConfig, store: Store, run_id: str, loaded: list
             miss_keys = list(missing)
             # Bars from worker processes would only garble the terminal.
             bars = config.progress and config.task_runner == "threads"
-            chunks = _batches(miss_keys, config.batch_size)
-            futures = [submit(embed_task, [missing[k] for k in chunk], model, bars)
+            # In one process a single encode call is fastest (one length-sorted pass, one
+            # progress bar); on Dask, batches spread over the workers.
+            size = config.batch_size if config.task_runner == "dask" else len(miss_keys)
+            chunks = _batches(miss_keys, max(size, 1))
+            futures = [submit(embed_task, quote([missing[k] for k in chunk]), model, bars)
                        for chunk in chunks]
             fresh: dict = {}
             progress = _StageProgress("embed", len(chunks)) if chunks else None
@@ -374,8 +380,9 @@ def _refresh_body(config: RefreshConfig, store: Store, run_id: str, loaded: list
 
         vectors = (np.stack([vectors_by_key[k] for k in keys]) if new
                    else np.zeros((0, 0), dtype=np.float32))
-        dedup_rows = semantic_dedup_task(new, vectors, store, model, config.semantic_threshold,
-                                         config.numbers_must_match) if new else []
+        dedup_rows = semantic_dedup_task(
+            quote(new), quote(vectors), store, model, config.semantic_threshold,
+            config.numbers_must_match) if new else []
         sem_rejections = [
             Rejection(item_id=item, stage="dedup", reason="semantic_duplicate",
                       detail=f"cosine {sim:.4f} with {rep}")
@@ -394,20 +401,20 @@ def _refresh_body(config: RefreshConfig, store: Store, run_id: str, loaded: list
     if config.decontaminate and to_solve:
         # Before the judge and the teacher: nobody pays for a question we may not train on.
         with timer.stage("decontaminate"):
-            to_solve, contaminated = decontaminate_task(to_solve, config, str(store.path))
+            to_solve, contaminated = decontaminate_task(quote(to_solve), config, str(store.path))
             store.save_samples(run_id, [], contaminated)
         counts["contaminated"] = len(contaminated)
     judge_rejections: list[Rejection] = []
     if config.judge and config.teacher == "openai" and to_solve:
         with timer.stage("judge"):  # after dedup: nobody pays to judge a duplicate
             to_solve, judge_rejections, judge_stats = judge_task(
-                to_solve, llm_config(config), str(store.path), run_id, config.progress)
+                quote(to_solve), llm_config(config), str(store.path), run_id, config.progress)
         counts.update(judge_stats.as_counts("judge_"))
         counts["judge_rejected"] = len(judge_rejections)
     with timer.stage("teacher"):
         unparsed: list[Sample] = []
         if config.teacher == "openai" and to_solve:
-            taught = llm_teacher_task(to_solve, llm_config(config), str(store.path), run_id,
+            taught = llm_teacher_task(quote(to_solve), llm_config(config), str(store.path), run_id,
                                       config.progress)
             samples, teacher_rejections, unparsed = (taught.samples, taught.rejections,
                                                      taught.unparsed)
@@ -415,7 +422,7 @@ def _refresh_body(config: RefreshConfig, store: Store, run_id: str, loaded: list
         else:
             # Batches, so that on Dask the conversion runs on the workers like execution.
             samples, teacher_rejections = [], []
-            for fut in [submit(teacher_task, chunk)
+            for fut in [submit(teacher_task, quote(chunk))
                         for chunk in _batches(to_solve, config.batch_size)]:
                 got_samples, got_rejections = fut.result()
                 samples += got_samples
@@ -426,7 +433,7 @@ def _refresh_body(config: RefreshConfig, store: Store, run_id: str, loaded: list
     with timer.stage("execute"):
         programs = [s.program or "" for s in samples]
         chunks = _batches(programs, max(config.batch_size, 1000))
-        futures = [submit(execute_task, chunk, config.exec_timeout_s, config.exec_memory_mb,
+        futures = [submit(execute_task, quote(chunk), config.exec_timeout_s, config.exec_memory_mb,
                           config.exec_workers)
                    for chunk in chunks]
         progress = _StageProgress("execute", len(chunks)) if chunks else None
@@ -465,7 +472,7 @@ def _refresh_body(config: RefreshConfig, store: Store, run_id: str, loaded: list
                 "question_id": s.question_id, "question": by_id[s.question_id].text,
                 "context": by_id[s.question_id].context, "program": s.program,
                 "answer": s.predicted} for s in chosen])
-            outcome = validate_task(rows, config.max_rejected_fraction)
+            outcome = validate_task(quote(rows), config.max_rejected_fraction)
             store.save_validation(run_id, "curated_batch", outcome.success, outcome.statistics,
                                   outcome.results, outcome.rejections)
             counts["quality_rejected"] = len(outcome.rejections)
