@@ -257,7 +257,10 @@ def _batch_runner(config: RefreshConfig) -> Iterator[Submit]:
             "dashboard_address": ":0"})
     with _shared_api_url(), runner:
         def submit(task: Task[..., Any], *args: Any) -> PrefectFuture[Any]:
-            return runner.submit(task, parameters=get_call_parameters(task.fn, args, {}))
+            # Parameters travel to the workers as they are: unwrap `quote` here, the Dask
+            # path does not introspect them anyway.
+            plain = [a.unwrap() if isinstance(a, quote) else a for a in args]
+            return runner.submit(task, parameters=get_call_parameters(task.fn, plain, {}))
 
         yield submit
 

@@ -31,7 +31,9 @@ def test_served_deployments_have_schedule_and_forms(live_prefect):
     refresh_props = refresh.parameter_openapi_schema["definitions"]["RefreshConfig"][
         "properties"]
     assert {"source", "n", "seed", "task_runner", "dask_address"} <= set(refresh_props)
-    assert refresh.parameters["config"]["n"] == 1000  # defaults prefill the run form
+    # Defaults prefill the run form: empty n = the whole file, or 1000 procedural items.
+    assert refresh.parameters["config"]["n"] is None
+    assert refresh.parameters["config"]["semantic_threshold"] == 0.95
 
     ft = live_prefect.deployment("finetune/finetune")
     assert ft.schedules == []
