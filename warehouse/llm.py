@@ -83,7 +83,8 @@ class LLMStore:
         def drain() -> None:
             calls: list[LLMCall] = []
             stop = False
-            while not stop:
+            while not stop or calls:  # never leave with responses not committed
+                expired = False
                 try:
                     # Opened before the first response arrives, so that one is not kept
                     # waiting (and exposed to a kill) for the slow open.
@@ -92,7 +93,10 @@ class LLMStore:
                         while True:
                             _commit(con, calls)
                             calls = []
-                            if stop or time.monotonic() - opened > hold_s:
+                            if stop:
+                                break
+                            if time.monotonic() - opened > hold_s:
+                                expired = True
                                 break
                             try:
                                 calls, stop = take_all(q.get(timeout=idle_s))
@@ -103,13 +107,14 @@ class LLMStore:
                     while q.get() is not _STOP:  # keep the producers unblocked until done
                         pass
                     return
-                if not stop:
+                if stop:
+                    return
+                if expired:
                     # Leave the file closed longer than another process's longest retry
                     # back-off (0.5 s in connection.py), or under a steady stream of
                     # responses it could miss every gap and give up.
                     time.sleep(0.6)
-                if not stop and not calls:
-                    calls, stop = take_all(q.get())  # idle: wait with the file closed
+                calls, stop = take_all(q.get())  # wait with the file closed
 
         thread = threading.Thread(target=drain, name="llm-cache-writer", daemon=True)
         thread.start()
