@@ -45,14 +45,6 @@ def _llm_cfg(server: FakeOpenAI, wh: Path, **kw: object) -> RefreshConfig:
     return RefreshConfig(**{**base, **kw})
 
 
-def _unexplained(store: Store) -> int:
-    _, rows = store.query(
-        "SELECT count(*) FROM questions q WHERE q.question_id NOT IN "
-        "(SELECT question_id FROM curated) AND q.question_id NOT IN "
-        "(SELECT item_id FROM rejections)")
-    return rows[0][0]
-
-
 def _one(store: Store, sql: str, params: list | None = None):  # noqa: ANN202
     return store.query(sql, params)[1][0][0]
 
@@ -142,7 +134,7 @@ def test_fault_mix_2000_questions_every_one_accounted_and_rerun_is_free(warehous
         c = out["counts"]
         assert out["status"] == "completed", out
         assert c["input"] == n == c["kept"] + c["rejected"] + c["exact_duplicate"]
-        assert _unexplained(store) == 0
+        assert store.unexplained_questions() == 0
         kinds = first["kinds"]
         attempts = sum(kinds.values())
         # The mix really happened, roughly as scripted.
@@ -215,7 +207,7 @@ def test_sigkill_mid_run_then_rerun_sends_only_unfinished(warehouse_path, tmp_pa
     assert out["status"] == "completed" and out["counts"]["resumed"] > 0
     assert served_2 == total - cached  # only what the killed run had not stored
     assert out["counts"]["llm_cache_hits"] == cached
-    assert _unexplained(store) == 0
+    assert store.unexplained_questions() == 0
     assert _one(store, "SELECT count(*) - count(DISTINCT key) FROM llm_requests "
                 "WHERE status = 'ok'") == 0
     assert _one(store, "SELECT count(*) - count(DISTINCT sample_id) FROM samples") == 0
@@ -303,7 +295,7 @@ def test_k_samples_gold_selection_and_majority_vote(warehouse_path, tmp_path):
                          "WHERE reason IN ('low_agreement', 'no_majority')")
     assert len(maj) + len(low) == 15
     assert _one(store, "SELECT count(*) FROM curated") == out["counts"]["kept"]
-    assert _unexplained(store) == 0
+    assert store.unexplained_questions() == 0
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -353,7 +345,7 @@ def test_synthesis_fewshot_and_scratch_with_judge(warehouse_path, shared_data):
     assert _one(store, "SELECT count(*) FROM curated WHERE source = 'synth:fewshot'") > 10
     assert scratch["counts"]["kept"] > 5
     assert again["counts"]["new"] == 0
-    assert _unexplained(store) == 0
+    assert store.unexplained_questions() == 0
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -386,7 +378,7 @@ def test_batch_api_split_failed_lines_online_and_resume_by_batch_id(warehouse_pa
     assert via[("batch", "ok")] > 80 and via[("online", "ok")] > 0  # failed lines: online
     assert _one(store, "SELECT status FROM llm_batches") == "downloaded"
     assert _one(store, "SELECT count(*) - count(DISTINCT key) FROM llm_cache") == 0
-    assert _unexplained(store) == 0
+    assert store.unexplained_questions() == 0
     # Resume: a batch submitted by a killed run is polled by id, not submitted again.
     with FakeOpenAI(_answers(40, 31), batch_delay_s=0.2) as server:
         cfg2 = _llm_cfg(server, warehouse_path, source="procedural", n=40, seed=31,

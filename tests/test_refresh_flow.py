@@ -14,43 +14,30 @@ from warehouse import Store
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def _counts(store: Store) -> dict[str, int]:
-    return store.counts()
-
-
-def _unexplained(store: Store) -> int:
-    """Questions neither curated nor rejected: must always be zero after a run."""
-    _, rows = store.query(
-        "SELECT count(*) FROM questions q WHERE q.question_id NOT IN "
-        "(SELECT question_id FROM curated) AND q.question_id NOT IN "
-        "(SELECT item_id FROM rejections)")
-    return rows[0][0]
-
-
 def test_refresh_is_idempotent_and_incremental(warehouse_path):
     cfg = RefreshConfig(source="procedural", n=400, seed=11, warehouse=str(warehouse_path))
     first = refresh(cfg)
     store = Store(warehouse_path)
-    after_first = _counts(store)
+    after_first = store.counts()
     c = first["counts"]
     assert first["status"] == "completed" and first["snapshot_id"] == 1
     assert c["input"] == 400
     assert c["kept"] == after_first["curated"] > 300
     # Every input is accounted for: kept, or rejected with a reason.
     assert c["input"] == c["kept"] + c["rejected"] + c["exact_duplicate"]
-    assert _unexplained(store) == 0
+    assert store.unexplained_questions() == 0
     assert c["semantic_duplicate"] > 0  # the generator's paraphrases are caught
 
     again = refresh(cfg)
     assert again["snapshot_id"] is None
     assert again["counts"]["new"] == 0 and again["counts"]["embedded"] == 0
-    after_again = _counts(store)
+    after_again = store.counts()
     for table in ("questions", "samples", "curated", "snapshots", "embeddings", "dedup",
                   "rejections"):
         assert after_again[table] == after_first[table], table
 
     more = refresh(cfg.model_copy(update={"seed": 12}))
-    after_more = _counts(store)
+    after_more = store.counts()
     assert more["snapshot_id"] == 2
     assert after_more["questions"] - after_first["questions"] == more["counts"]["new"] > 300
     assert after_more["curated"] == after_first["curated"] + more["counts"]["kept"]
@@ -99,7 +86,7 @@ def test_interrupted_run_is_resumed(warehouse_path):
     assert out["counts"]["resumed"] == 30
     _, runs = store.query("SELECT run_id, status FROM runs ORDER BY started_at")
     assert runs[0] == ("dead", "interrupted") and runs[1][1] == "completed"
-    assert _unexplained(store) == 0
+    assert store.unexplained_questions() == 0
     states = store.question_states([q.question_id for q in qs])
     assert set(states.values()) == {"done"}
 
@@ -135,7 +122,7 @@ def test_gsm8k_and_jsonl_sources(warehouse_path, shared_data, tmp_path):
                          "ORDER BY question")
     assert cur == [("A shop sells 3 pens for 2 dollars each. Total cost?", "6", True),
                    ("What is seven squared, computed in Python?", "49", None)]
-    assert _unexplained(store) == 0
+    assert store.unexplained_questions() == 0
 
 
 def test_tatqa_spans_are_rejected_not_dropped(warehouse_path, shared_data):
@@ -146,7 +133,7 @@ def test_tatqa_spans_are_rejected_not_dropped(warehouse_path, shared_data):
     assert out["counts"]["kept"] > 20
     _, rows = store.query("SELECT count(*) FROM rejections WHERE reason = 'non_arithmetic'")
     assert rows[0][0] > 20
-    assert _unexplained(store) == 0
+    assert store.unexplained_questions() == 0
 
 
 def test_benchmark_questions_never_reach_the_teacher(warehouse_path, shared_data, tmp_path):
@@ -170,7 +157,7 @@ def test_benchmark_questions_never_reach_the_teacher(warehouse_path, shared_data
     _, n_samples = store.query("SELECT count(*) FROM samples s JOIN contamination c "
                                "USING (question_id)")
     assert n_samples == [(0,)]  # nobody was paid to solve them
-    assert _unexplained(store) == 0
+    assert store.unexplained_questions() == 0
 
 
 def test_failed_gate_holds_the_whole_batch_back_and_says_why(warehouse_path, tmp_path):
@@ -188,7 +175,7 @@ def test_failed_gate_holds_the_whole_batch_back_and_says_why(warehouse_path, tmp
     store = Store(warehouse_path)
     _, rows_ = store.query("SELECT reason FROM rejections WHERE stage = 'quality_gate'")
     assert rows_ == [("batch_gate_failed",)]
-    assert _unexplained(store) == 0
+    assert store.unexplained_questions() == 0
     # The good row does not sneak through on a rerun.
     again = refresh(cfg)
     assert again["snapshot_id"] is None and store.counts()["curated"] == 0

@@ -277,6 +277,14 @@ class Store:
                 return [], []
             return [d[0] for d in cur.description], cur.fetchall()
 
+    def unexplained_questions(self) -> int:
+        """Questions neither in the latest snapshot nor rejected: zero after every finished
+        run (DESIGN: nothing leaves the path silently)."""
+        return self.query(
+            "SELECT count(*) FROM questions q WHERE q.question_id NOT IN "
+            "(SELECT question_id FROM curated) AND q.question_id NOT IN "
+            "(SELECT item_id FROM rejections)")[1][0][0]
+
     def counts(self) -> dict[str, int]:
         tables = ["runs", "questions", "samples", "embeddings", "dedup", "rejections",
                   "validations", "snapshots", "curated"]
