@@ -101,6 +101,9 @@ class Sample:
     tokens_out: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
+    # Annotations that are not part of identity, e.g. the labelled error a noisy teacher
+    # injected ({"error_kind": "swapped_operands", "error_step": 2}).
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sample_id(self) -> str:

@@ -205,6 +205,7 @@ class Store:
             "tokens_out": pa.array([s.tokens_out for s in samples], type=pa.int32()),
             "cost_usd": pa.array([s.cost_usd for s in samples], type=pa.float64()),
             "latency_ms": pa.array([s.latency_ms for s in samples], type=pa.float64()),
+            "meta": [_json(s.meta) if s.meta else None for s in samples],
         })
         with self.write() as con:
             if samples:
@@ -213,10 +214,10 @@ class Store:
                     "INSERT OR IGNORE INTO samples (sample_id, question_id, teacher, model, "
                     "prompt_version, sample_idx, gen_params, raw, program, exec_status, "
                     "exec_error, predicted, correct, tokens_in, tokens_out, cost_usd, "
-                    "latency_ms, run_id) SELECT sample_id, question_id, teacher, model, "
+                    "latency_ms, meta, run_id) SELECT sample_id, question_id, teacher, model, "
                     "prompt_version, sample_idx, gen_params, raw, program, exec_status, "
                     "exec_error, predicted, correct, tokens_in, tokens_out, cost_usd, "
-                    "latency_ms, ? FROM s_new",
+                    "latency_ms, meta, ? FROM s_new",
                     [run_id],
                 )
             _insert_rejections(con, run_id, rejections)
