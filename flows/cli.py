@@ -11,7 +11,14 @@ from typing import Annotated
 
 import typer
 
-from tasks.errors import InputError
+# Before Prefect is imported (flows.refresh): ephemeral mode is enough for the CLI; keep
+# Prefect's own chatter off the terminal.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from flows.cli_model import options_from  # noqa: E402
+from flows.refresh import RefreshConfig  # noqa: E402
+from tasks.errors import InputError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build verified SFT data for small reasoning models.")
@@ -29,110 +36,34 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _quiet_prefect() -> None:
-    # Ephemeral mode is enough for the CLI; keep Prefect's own chatter off the terminal.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     import logging
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
-@app.command()
-def refresh(
-    source: Annotated[str, typer.Option(help="procedural | gsm8k:PATH | tatqa:PATH | "
-                                        "jsonl:PATH | hf:NAME[:SPLIT]")] = "procedural",
-    n: Annotated[int | None, typer.Option(help="items (file sources: the first n)")] = None,
-    seed: Annotated[int, typer.Option(help="procedural generator seed")] = 0,
-    teacher: Annotated[str, typer.Option(help="reference | openai (any OpenAI-compatible "
-                                         "endpoint)")] = "reference",
-    threshold: Annotated[float, typer.Option(help="semantic dedup cosine threshold")] = 0.95,
-    embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers id or "
-                                                        "path")] = None,
-    exec_timeout: Annotated[float, typer.Option(help="seconds per program")] = 2.0,
-    exec_workers: Annotated[int | None, typer.Option(help="sandbox processes")] = None,
-    task_runner: Annotated[str, typer.Option(help="threads | dask (embedding and execution "
-                                             "batches on Dask workers)")] = "threads",
-    dask_address: Annotated[str | None, typer.Option(help="existing Dask scheduler, e.g. "
-                                                     "tcp://host:8786 (implies --task-runner "
-                                                     "dask; default: a LocalCluster)")] = None,
-    decontaminate: Annotated[list[str] | None, typer.Option(
-        help="benchmark test set (source spec) to keep out of the data; repeatable, e.g. "
-             "gsm8k:../shared/data/gsm8k/test.jsonl")] = None,
-    warehouse: Warehouse = None,
-    model: Annotated[str | None, typer.Option(help="LLM teacher model", rich_help_panel="LLM "
-                                              "teacher")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint (default "
-                                                 "$OPENAI_BASE_URL)",
-                                                 rich_help_panel="LLM teacher")] = None,
-    api_key_env: Annotated[str | None, typer.Option(help="env var holding the API key "
-                                                    "(default OPENAI_API_KEY)",
-                                                    rich_help_panel="LLM teacher")] = None,
-    api_key_secret: Annotated[str | None, typer.Option(help="Prefect Secret block with the "
-                                                       "API key",
-                                                       rich_help_panel="LLM teacher")] = None,
-    samples: Annotated[int | None, typer.Option(help="samples per question",
-                                                rich_help_panel="LLM teacher")] = None,
-    temperature: Annotated[float | None, typer.Option(rich_help_panel="LLM teacher")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="pot | cot",
-                                            rich_help_panel="LLM teacher")] = None,
-    max_concurrency: Annotated[int | None, typer.Option(help="requests in flight",
-                                                        rich_help_panel="LLM teacher")] = None,
-    rpm: Annotated[int | None, typer.Option(help="requests/minute cap",
-                                            rich_help_panel="LLM teacher")] = None,
-    tpm: Annotated[int | None, typer.Option(help="tokens/minute cap",
-                                            rich_help_panel="LLM teacher")] = None,
-    request_timeout: Annotated[float | None, typer.Option(help="seconds per LLM request",
-                                                          rich_help_panel="LLM teacher")
-                               ] = None,
-    max_retries: Annotated[int | None, typer.Option(rich_help_panel="LLM teacher")] = None,
-    min_agreement: Annotated[float | None, typer.Option(help="majority share without gold",
-                                                        rich_help_panel="LLM teacher")] = None,
-    keep_per_question: Annotated[int | None, typer.Option(help="correct samples kept",
-                                                          rich_help_panel="LLM teacher")
-                                 ] = None,
-    batch: Annotated[bool, typer.Option("--batch", help="OpenAI Batch API",
-                                        rich_help_panel="LLM teacher")] = False,
-    judge: Annotated[bool, typer.Option("--judge", help="solvability judge on synthesized "
-                                        "questions", rich_help_panel="LLM teacher")] = False,
-    seed_source: Annotated[str | None, typer.Option(help="seeds of synth:fewshot/evolve",
-                                                    rich_help_panel="LLM teacher")] = None,
-) -> None:
-    """Load questions, dedup, solve, verify, validate and publish a snapshot."""
-    _quiet_prefect()
-    from pydantic import ValidationError
-
-    from flows.refresh import RefreshConfig
+def _check_inputs(config: RefreshConfig) -> None:
+    """Validate the input before the flow starts, so a bad file is one clear line and
+    nothing reaches the warehouse (synthesis needs the teacher: checked in the flow)."""
     from tasks.sources import load_questions
 
+    src = config.source
+    if not src.synthesized:
+        load_questions(src.source, n=src.n, seed=src.seed)
+    for spec in config.decontamination.decontaminate:
+        load_questions(spec)
+
+
+@app.command()
+@options_from(RefreshConfig, fixed={"progress": True}, extra_flags={"warehouse": ["-w"]},
+              envvars={"warehouse": "DISTILLERY_WAREHOUSE"})
+def refresh(config: RefreshConfig) -> None:
+    """Load questions, dedup, solve, verify, validate and publish a snapshot. Every option
+    is a field of the refresh parameters (RefreshConfig), with the same name."""
+    _quiet_prefect()
+    if config.runner.dask_address and config.runner.task_runner != "dask":
+        config.runner.task_runner = "dask"  # an address implies Dask
     try:
-        fields = dict(source=source, n=n, seed=seed, teacher=teacher,
-                      semantic_threshold=threshold, exec_timeout_s=exec_timeout,
-                      exec_workers=exec_workers,
-                      task_runner="dask" if dask_address else task_runner,
-                      dask_address=dask_address,
-                      warehouse=str(warehouse) if warehouse else None, progress=True)
-        if embedding_model:
-            fields["embedding_model"] = embedding_model
-        if decontaminate:
-            fields["decontaminate"] = decontaminate
-        llm = dict(model=model, base_url=base_url, api_key_env=api_key_env,
-                   api_key_secret=api_key_secret, samples=samples, temperature=temperature,
-                   format=fmt, max_concurrency=max_concurrency, rpm=rpm, tpm=tpm,
-                   request_timeout_s=request_timeout, max_retries=max_retries,
-                   min_agreement=min_agreement, keep_per_question=keep_per_question,
-                   batch=batch or None, judge=judge or None, seed_source=seed_source)
-        fields.update({k: v for k, v in llm.items() if v is not None})
-        config = RefreshConfig(**fields)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        _fail(f"--{'-'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}")
-    try:
-        # Validate the input before the flow starts, so a bad file is one clear line and
-        # nothing reaches the warehouse.
-        if not config.source.startswith("synth:"):  # synthesis needs the teacher: in the flow
-            load_questions(config.source, n=config.n, seed=config.seed)
-        for spec in config.decontaminate:
-            load_questions(spec)
+        _check_inputs(config)
     except InputError as exc:
         _fail(str(exc))
 
