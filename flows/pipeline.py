@@ -118,7 +118,7 @@ class PipelineRun:
         with self.timed(stage.name):
             todo = getattr(stage, "todo", None)
             work = todo(items) if todo else items
-            result = self._execute(stage, work) if work else StageResult()
+            result = self._execute(stage, work)
             if todo:  # a stage that works on part of its input passes all of it on
                 result.kept = items
             self.sink.save_stage(self.run_id, result)
@@ -127,7 +127,7 @@ class PipelineRun:
 
     def _execute(self, stage: Stage[Any, Any], work: list[Any]) -> StageResult[Any]:
         t = stage_task(stage.name)
-        if not stage.batch_size:
+        if not stage.batch_size or not work:  # empty input still reports its counts
             return t(quote(stage), quote(work))
         parts = chunks(work, stage.batch_size, getattr(stage, "group", None))
         futures = [self.submit(t, quote(stage), quote(part)) for part in parts]

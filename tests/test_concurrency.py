@@ -77,7 +77,7 @@ def test_refresh_and_finetune_at_once_on_one_file(live_prefect, tmp_path):
 
     c = r["out"]["counts"]
     assert r["out"]["status"] == "completed" and r["out"]["snapshot_id"] == 2
-    assert c["input"] == 300 == c["kept"] + c["rejected"] + c["exact_duplicate"]
+    assert c["input"] == 300 == c["kept"] + c["rejected"]
     assert store.counts()["curated"] == curated_before + c["kept"]
     assert f["out"]["snapshot_id"] == 1 and f["out"]["size"] == 40
     assert f["out"]["train"]["steps"] == 3

@@ -133,7 +133,7 @@ def test_fault_mix_2000_questions_every_one_accounted_and_rerun_is_free(warehous
         store = Store(warehouse_path)
         c = out["counts"]
         assert out["status"] == "completed", out
-        assert c["input"] == n == c["kept"] + c["rejected"] + c["exact_duplicate"]
+        assert c["input"] == n == c["kept"] + c["rejected"]
         assert store.unexplained_questions() == 0
         kinds = first["kinds"]
         attempts = sum(kinds.values())
@@ -337,7 +337,7 @@ def test_synthesis_fewshot_and_scratch_with_judge(warehouse_path, shared_data):
     assert c["synth_requests"] == 30 and c["input"] == 30
     assert c["judge_requests"] == 30 and 0 < c["judge_rejected"] < 20
     assert c["kept"] > 10
-    assert c["input"] == c["kept"] + c["rejected"] + c["exact_duplicate"]
+    assert c["input"] == c["kept"] + c["rejected"]
     _, judged = store.query("SELECT solvable, count(*) FROM judgments GROUP BY 1")
     assert dict(judged)[False] == c["judge_rejected"]
     assert _one(store, "SELECT count(*) FROM rejections WHERE stage = 'judge' "

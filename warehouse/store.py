@@ -145,24 +145,6 @@ class Store:
         return len(vectors)
 
     # ------------------------------------------------------- stage writes
-    def save_dedup_stage(self, run_id: str, questions: Sequence[Question],
-                         new_embeddings: dict[str, np.ndarray], model: str,
-                         dedup_rows: Sequence[tuple[str, str, float, str]],
-                         rejections: Sequence[Rejection]) -> None:
-        """Questions, their new embeddings, dedup decisions and duplicate rejections land
-        together, so a question is never stored without its dedup verdict."""
-        with self.write() as con:
-            _insert_questions(con, run_id, questions)
-            _insert_embeddings(con, new_embeddings, model)
-            _insert_dedup(con, run_id, dedup_rows)
-            _insert_rejections(con, run_id, rejections)
-
-    def save_samples(self, run_id: str, samples: Sequence[Sample],
-                     rejections: Sequence[Rejection] = ()) -> None:
-        with self.write() as con:
-            _insert_samples(con, run_id, samples)
-            _insert_rejections(con, run_id, rejections)
-
     def save_rejections(self, run_id: str, rejections: Sequence[Rejection]) -> None:
         with self.write() as con:
             _insert_rejections(con, run_id, rejections)
@@ -189,13 +171,6 @@ class Store:
             for suite, success, statistics, results in rec.get("validation", ()):
                 _insert_validation(con, run_id, suite, success, statistics, results)
             _insert_rejections(con, run_id, result.rejections)
-
-    def save_validation(self, run_id: str, suite: str, success: bool,
-                        statistics: dict[str, Any], results: list[dict[str, Any]],
-                        rejections: Sequence[Rejection]) -> None:
-        with self.write() as con:
-            _insert_validation(con, run_id, suite, success, statistics, results)
-            _insert_rejections(con, run_id, rejections)
 
     def publish_snapshot(self, run_id: str, kept: dict[str, str]) -> int | None:
         """New snapshot = latest snapshot's items plus `kept` (question_id -> sample_id).
