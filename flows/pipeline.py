@@ -53,17 +53,18 @@ class StageSink(Protocol):
 Submit = Callable[..., PrefectFuture[Any]]
 
 
-def _run_stage(stage: Stage[Any, Any], items: list[Any]) -> StageResult[Any]:
-    return stage.run(items)
-
-
 _tasks: dict[str, Task[..., Any]] = {}
 
 
 def stage_task(name: str) -> Task[..., Any]:
-    """One Prefect task per stage name: the UI shows `dedup`, `teacher`, `execute`..."""
+    """One Prefect task per stage name: the UI shows `dedup`, `teacher`, `execute`..., and
+    a Dask dashboard `<name>_stage` (Dask names work after the function)."""
     if name not in _tasks:
-        _tasks[name] = task(_run_stage, name=name, cache_policy=NO_CACHE)
+        def run(stage: Stage[Any, Any], items: list[Any]) -> StageResult[Any]:
+            return stage.run(items)
+
+        run.__name__ = run.__qualname__ = f"{name}_stage"
+        _tasks[name] = task(run, name=name, cache_policy=NO_CACHE)
     return _tasks[name]
 
 

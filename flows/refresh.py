@@ -22,7 +22,7 @@ from quality.stage import QualityConfig, Validate
 from tasks.checks import Check
 from tasks.decontaminate import DecontamConfig, Decontaminate
 from tasks.dedup import Dedup, DedupConfig
-from tasks.embed import Embed
+from tasks.embed import ONE_PASS, Embed
 from tasks.run_programs import ExecConfig, Execute
 from tasks.sources import SourceConfig, load_questions
 from tasks.teachers import TeacherConfig, make_teacher
@@ -119,7 +119,7 @@ def _stages(config: RefreshConfig, store: Store, run: PipelineRun,
                            counts_as_input=False)
     run.counts["input"] = len(loaded)
     questions = run.stages(loaded, [
-        Embed(model, store, rc.batch_size if rc.task_runner == "dask" else None,
+        Embed(model, store, rc.batch_size if rc.task_runner == "dask" else ONE_PASS,
               show_progress=rc.progress and rc.task_runner == "threads"),
         Dedup(config.dedup, store),                  # exact, then semantic; batch + warehouse
         Decontaminate(config.decontamination, store, model, load_questions),  # before anyone pays

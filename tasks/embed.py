@@ -13,6 +13,9 @@ from typing import Any, Protocol
 import numpy as np
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Batch size of the embed stage in one process: a single encode call (one length-sorted
+# pass, one progress bar) is fastest there; on Dask, chunks spread over the workers.
+ONE_PASS = 1 << 30
 _lock = threading.Lock()
 
 
@@ -83,10 +86,9 @@ class Embed:
 
     name = "embed"
 
-    def __init__(self, model: str, cache: EmbeddingCache, batch_size: int | None = None,
+    def __init__(self, model: str, cache: EmbeddingCache, batch_size: int = ONE_PASS,
                  show_progress: bool = False) -> None:
         self.model, self.cache = model, cache
-        # None: one encode call (one length-sorted pass) is fastest in one process.
         self.batch_size = batch_size
         self.show_progress = show_progress
 

@@ -29,6 +29,7 @@ if kind == "refresh":
 else:
     from flows.finetune import FinetuneConfig, finetune_flow
     out = finetune_flow(FinetuneConfig(**cfg))
+out = out.model_dump() if hasattr(out, "model_dump") else out
 print("RESULT " + json.dumps({"out": out, "start": t0, "end": time.time(),
                               "waits": lock_waits()}, default=str))
 """
