@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_ui_browser import ARGS, CHROMIUM, SHOTS, _require_browser  # noqa: I001
 
 from quality.context import docs_dir_for
 from quality.validate import validate_candidates
-
-from test_ui_browser import ARGS, CHROMIUM, SHOTS, _require_browser  # noqa: I001
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,7 +114,8 @@ def test_browser_shows_the_failed_suite_and_expectation(failed_docs):
                 assert re.search(r"Status:\s*Failed", batch)
                 assert "row_rejected" in batch
                 page.goto((out.docs_index.parent / links[0]).as_uri())
-                page.get_by_text("Every program compiles as Python").first.scroll_into_view_if_needed()
+                compiles = page.get_by_text("Every program compiles as Python").first
+                compiles.scroll_into_view_if_needed()
             finally:
                 page.screenshot(path=str(shot), full_page=True)
         finally:
