@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -84,7 +85,8 @@ def main() -> None:
                             "max"], rows)
     goal = "met" if med(ours) >= 300 and ratio >= 10 else "NOT met"
     body = (f"{table}\n\nSandbox / naive: **{ratio:.1f}x** (median of {args.reps} interleaved "
-            f"repetitions). Goal: at least 300 programs/s and 10x naive: **{goal}**.")
+            f"repetitions). Goal: at least 300 programs/s and 10x naive: **{goal}**."
+            f" Load average during the run: {os.getloadavg()[0]:.1f} (the machine is shared).")
     print(body)
     if not args.no_write:
         write_section("execute", f"python bench/execute.py --n {args.n}", body)

@@ -14,6 +14,7 @@ under 30 s.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -116,7 +117,8 @@ def main() -> None:
     goal = "met" if big_s < 30 else "NOT met"
     body = (f"{table}\n\n{checks}\n\nGoal: {args.rows:,} rows under 30 s: **{goal}** "
             f"({big_s:.1f} s with the drift suite and three Data Docs updates). Generating "
-            f"the rows took {gen_s:.0f} s (not counted).")
+            f"the rows took {gen_s:.0f} s (not counted)."
+            f" Load average during the run: {os.getloadavg()[0]:.1f} (the machine is shared).")
     print(body)
     if not args.no_write:
         write_section("quality", f"python bench/quality.py --rows {args.rows}", body)
