@@ -46,6 +46,38 @@ class ValidationOutcome:
     docs_index: Path | None = None  # the Data Docs site's index.html
     docs_pages: dict[str, str] = field(default_factory=dict)  # suite -> its result page URL
 
+    def check_table(self) -> list[dict[str, Any]]:
+        """Batch-level and drift expectations, one row each (for a Prefect table artifact):
+        what refused the batch, what only warned, and what passed."""
+        rows = []
+        for r in self.results:
+            if r["suite"] in ("questions", "samples"):
+                continue
+            observed = r.get("observed")
+            if isinstance(observed, dict) and "values" in observed:
+                observed = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v)
+                                     for v in observed["values"])
+            elif isinstance(observed, float):
+                observed = round(observed, 4)
+            rows.append({"suite": r["suite"], "expectation": r["expectation"],
+                         "result": "pass" if r["success"] else
+                         ("REFUSED" if r["blocking"] else "warning"),
+                         "observed": "" if observed is None else str(observed)})
+        return rows
+
+    def summary_markdown(self) -> str:
+        """A few lines for the run's markdown artifact: verdict, why, warnings, Data Docs."""
+        lines = [f"**Quality**: {'passed' if self.success else 'refused'}; "
+                 f"{self.statistics.get('kept', 0)} of {self.statistics.get('rows', 0)} rows "
+                 "kept by the row suites."]
+        if self.reason:
+            lines.append(f"Refused: {self.reason}")
+        if self.warnings:
+            lines.append("Warnings: " + "; ".join(self.warnings))
+        if self.docs_index:
+            lines.append(f"Data Docs: `{self.docs_index}`")
+        return "\n\n".join(lines)
+
 
 def _name(config: Any) -> str:
     column = config.kwargs.get("column")
@@ -152,8 +184,9 @@ def validate_candidates(rows: pd.DataFrame, *, max_rejected_fraction: float = 0.
     finally:
         if tmp is not None:
             tmp.cleanup()
-    outcome.docs_index = (docs / "index.html") if tmp is None else None
-    if tmp is not None:
+    if tmp is None:
+        outcome.docs_index = docs.resolve() / "index.html"
+    else:  # the site is gone with its temporary folder: point at nothing
         outcome.docs_pages = {}
     return outcome
 

@@ -302,3 +302,16 @@ def test_checkpoints_write_data_docs_beside_the_results(tmp_path):
     assert "run-docs-1" in str(samples_page)
     assert "compile_as_python" in html or "compiles as Python" in html
     assert "samples" in out.docs_index.read_text()
+
+
+def test_outcome_reports_for_the_run_artifact(tmp_path):
+    rows = [_row(i, program=None if i < 6 else f"ans = {i}", kind="sum") for i in range(10)]
+    out = validate_candidates(pd.DataFrame(rows), docs_dir=tmp_path / "docs")
+    table = {r["expectation"]: r for r in out.check_table()}
+    assert table["expect_column_mean_to_be_between(row_rejected)"]["result"] == "REFUSED"
+    assert table["expect_column_mean_to_be_between(row_rejected)"]["observed"] == "0.6"
+    assert table["expect_column_top_value_share_to_be_at_most(kind)"]["result"] == "warning"
+    assert table["expect_table_row_count_to_be_between"]["result"] == "pass"
+    assert all(r["suite"] == "curated_batch" for r in out.check_table())
+    md = out.summary_markdown()
+    assert "refused" in md and out.reason in md and str(out.docs_index) in md
