@@ -65,6 +65,13 @@ class ValidationOutcome:
                          "observed": "" if observed is None else str(observed)})
         return rows
 
+    def suite_rows(self) -> list[tuple[str, bool, dict[str, Any], list[dict[str, Any]]]]:
+        """(suite, success, statistics, results) per suite that ran: one `validations` row
+        each (Store.save_validation)."""
+        return [(suite, bool(stats["success"]), stats,
+                 [r for r in self.results if r["suite"] == suite])
+                for suite, stats in self.statistics.get("suites", {}).items()]
+
     def summary_markdown(self) -> str:
         """A few lines for the run's markdown artifact: verdict, why, warnings, Data Docs."""
         lines = [f"**Quality**: {'passed' if self.success else 'refused'}; "
@@ -147,6 +154,10 @@ def _run(ctx: Any, checkpoint: str, frame: pd.DataFrame, params: dict[str, Any],
             for key, res in result.run_results.items()}
 
 
+def _suite_stats(validation: Any) -> dict[str, Any]:
+    return {"success": bool(validation.success), **dict(validation.statistics)}
+
+
 def _page(ctx: Any, key: Any) -> str | None:
     urls = ctx.get_docs_sites_urls(resource_identifier=key)
     return urls[0].get("site_url") if urls else None
@@ -202,13 +213,13 @@ def _validate(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime, 
         for qid, reason in _row_failures(suite, res).items():
             failed.setdefault(qid, reason)
         results += _results(suite, res, blocking=False)
-        statistics["suites"][suite] = dict(res.statistics)
+        statistics["suites"][suite] = _suite_stats(res)
 
     df["row_rejected"] = df["question_id"].isin(failed).astype(float)
     runs.update(_run(ctx, BATCH_CHECKPOINT, df, params, run_name, run_time))
     _, batch = runs[CURATED_SUITE]
     results += _results(CURATED_SUITE, batch, blocking=True)
-    statistics["suites"][CURATED_SUITE] = dict(batch.statistics)
+    statistics["suites"][CURATED_SUITE] = _suite_stats(batch)
 
     kept_ids = [q for q in dict.fromkeys(df["question_id"]) if q not in failed]
     kept = df[df["question_id"].isin(set(kept_ids))].drop_duplicates("question_id")
@@ -222,7 +233,7 @@ def _validate(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime, 
         drift = [dict(r, blocking=drift_blocking or r["blocking"])
                  for r in _results(DRIFT_SUITE, drift_res, blocking=True)]
         results += drift
-        statistics["suites"][DRIFT_SUITE] = dict(drift_res.statistics)
+        statistics["suites"][DRIFT_SUITE] = _suite_stats(drift_res)
 
     blocking = [f"{r['suite']}: {r['expectation']}" for r in results
                 if not r["success"] and r["blocking"]]

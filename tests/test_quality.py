@@ -315,3 +315,15 @@ def test_outcome_reports_for_the_run_artifact(tmp_path):
     assert all(r["suite"] == "curated_batch" for r in out.check_table())
     md = out.summary_markdown()
     assert "refused" in md and out.reason in md and str(out.docs_index) in md
+
+
+def test_one_validations_row_per_suite(tmp_path):
+    rows = [_row(i) for i in range(10)]
+    rows[3]["program"] = "ans = (1 +"
+    out = validate_candidates(pd.DataFrame(rows), docs_dir=tmp_path / "docs",
+                              reference=pd.DataFrame([_row(i) for i in range(40, 70)]))
+    by_suite = {suite: (ok, stats, results) for suite, ok, stats, results in out.suite_rows()}
+    assert set(by_suite) == {"questions", "samples", "curated_batch", "curated_drift"}
+    assert by_suite["samples"][0] is False and by_suite["questions"][0] is True
+    assert by_suite["samples"][1]["unsuccessful_expectations"] == 1
+    assert {r["suite"] for r in by_suite["curated_drift"][2]} == {"curated_drift"}
