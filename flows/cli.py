@@ -80,6 +80,8 @@ def refresh(config: RefreshConfig) -> None:
     c = summary["counts"]
     typer.echo(f"run {summary['run_id']}: {summary['status']}")
     typer.echo("  " + ", ".join(f"{k}={v}" for k, v in c.items()))
+    if summary.refused:
+        typer.echo(f"  refused: {summary.refused}")
     for r in summary["rejection_reasons"][:8]:
         typer.echo(f"  rejected at {r['stage']}: {r['reason']} x{r['count']}")
     typer.echo(f"  snapshot: {summary['snapshot_id'] or 'unchanged'}  "
@@ -158,10 +160,14 @@ def status(warehouse: Warehouse = None) -> None:
     if rows:
         typer.echo("\nrecent runs:")
         typer.echo(_table(columns, rows, 5, width=36))
+    from quality.context import docs_dir_for
+
+    index = docs_dir_for(store.path) / "index.html"
+    typer.echo(f"\nData Docs: {index if index.is_file() else 'none yet (written by a refresh)'}")
 
 
 # Commands of the other flows live in their own modules and register on `app` on import.
-from flows import cli_experiments, cli_serve, cli_teacher  # noqa: E402, F401
+from flows import cli_docs, cli_experiments, cli_serve, cli_teacher  # noqa: E402, F401
 
 
 def main() -> None:  # pragma: no cover - console entry point

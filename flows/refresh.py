@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows.config_tools import nest
 from flows.pipeline import PipelineRun, RunnerConfig, batch_runner
+from quality.context import docs_dir_for
 from quality.stage import QualityConfig, Validate
 from tasks.checks import Check
 from tasks.decontaminate import DecontamConfig, Decontaminate
@@ -29,6 +30,7 @@ from tasks.teachers import TeacherConfig, make_teacher
 from tasks.teachers.reference import ReferenceTeacherConfig
 from tasks.types import Question
 from warehouse import Store
+from warehouse.quality import curated_reference
 from warehouse.refresh_lock import refresh_lock
 
 
@@ -65,6 +67,10 @@ class RefreshSummary(BaseModel):
     stage_seconds: dict[str, float]
     rejection_reasons: list[dict[str, Any]]
     warehouse: str
+    refused: str | None = None  # one line: why the quality stage refused the batch
+    quality_checks: list[dict[str, Any]] = []  # batch and drift expectations, one row each
+    quality_markdown: str = ""
+    data_docs: str | None = None  # the Data Docs index of this warehouse
 
     def __getitem__(self, key: str) -> Any:  # summary["counts"] reads as before
         return getattr(self, key)
@@ -128,10 +134,12 @@ def _stages(config: RefreshConfig, store: Store, run: PipelineRun,
     ])
     samples = run.stage(teacher, questions)
     by_id = {q.question_id: q for q in questions}
+    validate = Validate(config.quality, by_id, run.run_id, curated_reference(store),
+                        docs_dir_for(store.path))
     kept = run.stages(samples, [
         Execute(config.execution, batch_size=max(rc.batch_size, 1000)),
         Check(by_id, teacher.selection),             # verdict, then the examples to publish
-        Validate(config.quality, by_id, run.run_id),  # GE suites: rows, then the batch gate
+        validate,                                    # GE: rows, batch, drift vs the snapshot
     ])
     with run.timed("publish"):
         snapshot_id = store.publish_snapshot(run.run_id, {s.question_id: s.sample_id
@@ -139,11 +147,16 @@ def _stages(config: RefreshConfig, store: Store, run: PipelineRun,
     run.counts["kept"] = len(kept)
     status = "gate_failed" if run.counts["gate_failed"] else "completed"
     store.finish_run(run.run_id, status, dict(run.counts), run.seconds, snapshot_id)
+    outcome = validate.outcome
     return RefreshSummary(
         run_id=run.run_id, status=status, snapshot_id=snapshot_id, counts=dict(run.counts),
         stage_seconds=run.seconds, warehouse=str(store.path),
         rejection_reasons=[{"stage": s, "reason": r, "count": n}
-                           for s, r, n in store.rejection_reasons(run.run_id)])
+                           for s, r, n in store.rejection_reasons(run.run_id)],
+        refused=outcome.reason if outcome else None,
+        quality_checks=outcome.check_table() if outcome else [],
+        quality_markdown=outcome.summary_markdown() if outcome else "",
+        data_docs=str(outcome.docs_index) if outcome and outcome.docs_index else None)
 
 
 def _llm_stage(kind: str, config: RefreshConfig, store: Store, run: PipelineRun) -> Any:
@@ -167,6 +180,9 @@ def _publish_artifacts(summary: RefreshSummary) -> None:
         "",
         f"Warehouse `{summary.warehouse}`, snapshot **{summary.snapshot_id}**.",
         "",
+        *([f"**Refused**: {summary.refused}", ""] if summary.refused else []),
+        summary.quality_markdown,
+        "",
         "| stage | count |", "|---|---|",
         *[f"| {k} | {v} |" for k, v in c.items()],
         "",
@@ -182,6 +198,10 @@ def _publish_artifacts(summary: RefreshSummary) -> None:
                               key="refresh-llm-cost",
                               description="LLM teacher: requests, cache hits, failures, "
                                           "tokens and dollars of this run")
+    if summary.quality_checks:
+        create_table_artifact(table=summary.quality_checks, key="refresh-quality",
+                              description="Batch and drift expectations: refused, warning "
+                                          "or passed")
     if summary.rejection_reasons:
         create_table_artifact(table=summary.rejection_reasons, key="refresh-rejections",
                               description="Rejections of this run by stage and reason")

@@ -1,9 +1,10 @@
-"""The quality stage: the candidate batch through the GE suites (quality/validate.py)."""
+"""The quality stage: the candidate batch through the GE checkpoints (quality/validate.py)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.stage import StageResult, reject
 from tasks.types import Question, Sample
 
-from .validate import validate_candidates
+from .validate import ValidationOutcome, validate_candidates
 
 GATE_STAGE = "quality_gate"
 
@@ -24,48 +25,60 @@ class QualityConfig(BaseModel):
     max_rejected_fraction: float = Field(0.2, ge=0, le=1, description="quality gate: at "
                                          "most this share of a batch may fail row-level "
                                          "expectations")
+    max_duplicate_fraction: float = Field(0.05, ge=0, le=1, description="quality gate: at "
+                                          "most this share of a batch may repeat a question")
+    drift_blocking: bool = Field(False, description="a drift from the current snapshot (kind, "
+                                 "source, difficulty, program length, answer magnitude) "
+                                 "refuses the batch; default: it only warns")
 
 
 def candidate_rows(samples: list[Sample], questions: Mapping[str, Question]) -> Any:
     """One row per chosen sample, the columns the suites read."""
     import pandas as pd
 
-    return pd.DataFrame([{
-        "question_id": s.question_id, "question": questions[s.question_id].text,
-        "context": questions[s.question_id].context, "program": s.program,
-        "answer": s.predicted} for s in samples])
+    rows = []
+    for s in samples:
+        q = questions[s.question_id]
+        rows.append({"question_id": s.question_id, "question": q.text, "context": q.context,
+                     "program": s.program, "answer": s.predicted, "source": q.source,
+                     "kind": q.meta.get("kind"), "difficulty": q.difficulty,
+                     "exec_status": s.exec_status})
+    return pd.DataFrame(rows)
 
 
 class Validate:
-    """Stage: rows that fail a row-level expectation leave under its name; if the gate
-    suite refuses the batch, every remaining row is held back as a whole
+    """Stage: rows that fail a row-level expectation leave under its name; if a blocking
+    batch expectation fails, every remaining row is held back as a whole
     (`quality_gate`/`batch_gate_failed`): left undecided, its good rows would come back
-    alone on the next run and pass the gate they failed."""
+    alone on the next run and pass the gate they failed. The last outcome stays on the
+    stage (`outcome`) for the run's report; the suites' results go to `validations`."""
 
     name = "quality"
     batch_size = None
 
-    def __init__(self, config: QualityConfig, questions: Mapping[str, Question],
-                 run_id: str) -> None:
+    def __init__(self, config: QualityConfig, questions: Mapping[str, Question], run_id: str,
+                 reference: Any = None, docs_dir: str | Path | None = None) -> None:
         self.config, self.questions, self.run_id = config, questions, run_id
+        self.reference, self.docs_dir = reference, docs_dir
+        self.outcome: ValidationOutcome | None = None
 
     def run(self, items: list[Sample]) -> StageResult[Sample]:
         if not items:
             return StageResult()
-        outcome = validate_candidates(candidate_rows(items, self.questions),
-                                      max_rejected_fraction=self.config.max_rejected_fraction)
+        cfg = self.config
+        outcome = validate_candidates(
+            candidate_rows(items, self.questions), max_rejected_fraction=cfg.max_rejected_fraction,
+            max_duplicate_fraction=cfg.max_duplicate_fraction, reference=self.reference,
+            drift_blocking=cfg.drift_blocking, run_id=self.run_id, docs_dir=self.docs_dir)
+        self.outcome = outcome
         kept_ids = set(outcome.kept_ids)
         kept = [s for s in items if s.question_id in kept_ids]
-        counts: Counter[str] = Counter()
+        counts: Counter[str] = Counter(quality_warnings=len(outcome.warnings))
         rejections = list(outcome.rejections)
         if not outcome.success:
-            stats = outcome.statistics
             rejections += [reject(s.question_id, GATE_STAGE, "batch_gate_failed",
-                                  f"{stats['rejected']} of {stats['rows']} rows of run "
-                                  f"{self.run_id} failed row-level expectations")
-                           for s in kept]
+                                  f"run {self.run_id}: {outcome.reason}") for s in kept]
             counts.update(gate_held=len(kept), gate_failed=1)
             kept = []
-        validation = ("curated_batch", outcome.success, outcome.statistics, outcome.results)
         return StageResult(kept=kept, rejections=rejections, counts=counts,
-                           records={"validation": [validation]})
+                           records={"validation": outcome.suite_rows()})

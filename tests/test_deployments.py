@@ -108,8 +108,9 @@ def test_refresh_run_publishes_progress_and_summary_artifacts(live_prefect):
     assert by_key["refresh-summary"].type == "markdown"
     assert "| kept |" in by_key["refresh-summary"].data
     assert by_key["refresh-rejections"].type == "table"
-    assert {"load-questions", "embed-batch", "semantic-dedup", "execute-batch",
-            "validate-candidates"} <= task_names
+    # One task per stage, named as the stage (and its rejections.stage).
+    assert {"load-questions", "embed", "dedup", "decontaminate", "teacher", "execute",
+            "check", "quality"} <= task_names
 
 
 def test_prefect_yaml_matches_serve():

@@ -50,10 +50,11 @@ def test_a_refused_batch_keeps_the_previous_snapshot(warehouse_path, tmp_path):
 
     # The run's validation names the blocking expectation, and the short questions are
     # rejected under the name of the row-level one.
-    [validation] = run_validations(second["run_id"], store)
-    assert validation["success"] is False
-    _, rows = store.query("SELECT results FROM validations WHERE run_id = ?",
-                          [second["run_id"]])
+    by_suite = {v["suite"]: v for v in run_validations(second["run_id"], store)}
+    assert by_suite["curated_batch"]["success"] is False
+    assert second.refused and "expect_column_mean_to_be_between(row_rejected)" in second.refused
+    _, rows = store.query("SELECT results FROM validations WHERE run_id = ? AND suite = "
+                          "'curated_batch'", [second["run_id"]])
     results = json.loads(rows[0][0])
     refused = [r for r in results if not r["success"] and r.get("blocking")]
     assert [r["expectation"] for r in refused] == [
