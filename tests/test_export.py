@@ -11,7 +11,7 @@ from datasets import load_from_disk
 from trl.data_utils import is_conversational
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.cli.main import app
 from flows.refresh import RefreshConfig, refresh
 from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_flow, export_subset
 from tasks.errors import InputError

@@ -302,7 +302,7 @@ def test_k_samples_gold_selection_and_majority_vote(warehouse_path, tmp_path):
 def test_cot_format_and_runs_cost(warehouse_path):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from flows.cli.main import app
 
     with FakeOpenAI(_answers(60, 6), finals=_finals(60, 6)) as server:
         out = refresh(_llm_cfg(server, warehouse_path, source="procedural", n=60, seed=6,

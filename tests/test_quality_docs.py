@@ -23,9 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _docs_cli(*args: str) -> subprocess.CompletedProcess:
-    # `distillery docs` once flows/cli.py imports flows.cli_docs; until then the module is
-    # imported here before the app runs, which is all that registration does.
-    code = "import flows.cli_docs; from flows.cli import main; main()"
+    # `distillery docs` from this checkout (PYTHONPATH), as the console script runs it.
+    code = "from flows.cli.main import main; main()"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-c", code, "docs", *args], capture_output=True,
                           text=True, env=env, timeout=300)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.cli.main import app
 from flows.refresh import RefreshConfig, refresh
 from flows.subsets import SubsetConfig, create_subsets, subset_flow
 from tasks.errors import InputError

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import Warehouse, _fail, app
+from flows.cli.app import Warehouse, app, fail
 
 
 @app.command()
@@ -30,7 +30,7 @@ def docs(
             quality_context(docs_dir).build_data_docs()
     index = docs_dir / "index.html"
     if not index.is_file():
-        _fail(f"no Data Docs at {docs_dir}: a refresh writes them when it validates a batch")
+        fail(f"no Data Docs at {docs_dir}: a refresh writes them when it validates a batch")
     typer.echo(str(index))
     if open_browser:
         import webbrowser

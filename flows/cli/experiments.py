@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import Warehouse, _fail, _quiet_prefect, app
+from flows.cli.app import Warehouse, app, fail, quiet_prefect
 from tasks.errors import InputError
 
 # ---- subset / export commands (parts 1-2 of issue 4): keep this block contiguous --------
@@ -20,9 +20,9 @@ def _parse_sizes(size: int | None, sizes: str | None) -> list[int]:
             try:
                 out.add(int(part))
             except ValueError:
-                _fail(f"--sizes {sizes!r}: comma-separated integers, e.g. 250,1000")
+                fail(f"--sizes {sizes!r}: comma-separated integers, e.g. 250,1000")
     if not out:
-        _fail("give --size N or --sizes N1,N2,...")
+        fail("give --size N or --sizes N1,N2,...")
     return sorted(out)
 
 
@@ -40,7 +40,7 @@ def subset(
     warehouse: Warehouse = None,
 ) -> None:
     """Draw a deterministic subset (or nested ladder) of a snapshot and store it."""
-    _quiet_prefect()
+    quiet_prefect()
     from pydantic import ValidationError
 
     from flows.subsets import SubsetConfig, subset_flow
@@ -56,7 +56,7 @@ def subset(
         config = SubsetConfig(**fields)
     except ValidationError as exc:
         err = exc.errors()[0]
-        _fail(f"--{'-'.join(str(p) for p in err['loc'][:1])}: {err['msg']}")
+        fail(f"--{'-'.join(str(p) for p in err['loc'][:1])}: {err['msg']}")
     try:
         # Check before the flow starts so a wrong snapshot or size is one line, not a
         # failed flow run with a traceback.
@@ -66,7 +66,7 @@ def subset(
         if all_sizes[-1] > n:
             raise InputError(f"subset size {all_sizes[-1]} > {n} examples in snapshot {snap}")
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     result = subset_flow(config)
     typer.echo(f"snapshot {result['snapshot_id']} ({result['snapshot_size']} examples), "
                f"strategy {result['strategy']}, seed {result['seed']}")
@@ -94,7 +94,7 @@ def export(
     warehouse: Warehouse = None,
 ) -> None:
     """Write a stored subset as TRL training data: HF dataset, Parquet and JSONL."""
-    _quiet_prefect()
+    quiet_prefect()
     from flows.subsets import ExportConfig, export_flow
     from tasks.export import normalize_format
     from warehouse import subsets as wh
@@ -103,7 +103,7 @@ def export(
         normalize_format(fmt)
         wh.load_subset(str(warehouse) if warehouse else None, subset_id)
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     result = export_flow(ExportConfig(subset_id=subset_id, format=normalize_format(fmt),
                                       out=str(out) if out else None,
                                       warehouse=str(warehouse) if warehouse else None))
@@ -127,7 +127,7 @@ def _experiment_config(cls: type, **fields: object) -> object:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = "-".join(str(p) for p in err["loc"][:1]).replace("_", "-")
-        _fail(f"--{loc}: {err['msg']}" if loc else err["msg"])
+        fail(f"--{loc}: {err['msg']}" if loc else err["msg"])
 
 
 def _check_eval_set(spec: str) -> None:
@@ -136,7 +136,7 @@ def _check_eval_set(spec: str) -> None:
     try:
         load_eval_set(spec, n=1)
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _echo_eval(ev: dict) -> None:
@@ -173,7 +173,7 @@ def finetune(
     warehouse: Warehouse = None,
 ) -> None:
     """Fine-tune a student on a subset (TRL SFT, completion-only loss) and evaluate it."""
-    _quiet_prefect()
+    quiet_prefect()
     from flows.finetune import FinetuneConfig, finetune_flow
 
     config = _experiment_config(
@@ -187,7 +187,7 @@ def finetune(
     try:
         out = finetune_flow(config)
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     t = out["train"]
     typer.echo(f"run {out['run_id']}: subset {out['subset_id']} ({out['size']} examples), "
                f"{t['steps']} steps in {t['train_seconds']:.1f}s on {t['device']}, "
@@ -209,7 +209,7 @@ def evaluate(
     warehouse: Warehouse = None,
 ) -> None:
     """Evaluate a model: it writes programs, the sandbox runs them, answers are compared."""
-    _quiet_prefect()
+    quiet_prefect()
     from flows.finetune import EvaluateConfig, evaluate_flow
 
     config = _experiment_config(EvaluateConfig, model=model, eval_set=eval_set, eval_n=n,
@@ -247,7 +247,7 @@ def ladder(
 ) -> None:
     """Learning curve: one model per nested subset size, same step budget, base model as
     the zero point; writes curve.png and Prefect artifacts."""
-    _quiet_prefect()
+    quiet_prefect()
     from flows.finetune import LadderConfig, ladder_flow
 
     config = _experiment_config(
@@ -260,7 +260,7 @@ def ladder(
     try:
         out = ladder_flow(config)
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"ladder {out['ladder_id']}: {out['base_model']}, {out['max_steps']} steps "
                f"per size, snapshot {out['snapshot_id']}")
     typer.echo(f"  {'examples':>8}  {'accuracy':>8}  {'exec_err':>8}  {'train_s':>8}  run")
