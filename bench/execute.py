@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/execute.py --n 5000
 
-Ours: tasks/execute.execute_programs (a small pool of worker processes, one fork per program
+Ours: tasks.execute.execute_programs (a small pool of worker processes, one fork per program
 with rlimits, audit hook and no network; see its module docstring). Naive: what one would
 write first, `python -I -S -c PROGRAM` in a fresh interpreter per program with a timeout,
 run with the same number of programs in flight as our workers, reading `ans` back as JSON.

@@ -24,7 +24,7 @@ from tasks.checks import Check
 from tasks.decontaminate import DecontamConfig, Decontaminate
 from tasks.dedup import Dedup, DedupConfig
 from tasks.embed import ONE_PASS, Embed
-from tasks.run_programs import ExecConfig, Execute
+from tasks.execute import ExecConfig, Execute
 from tasks.sources import SourceConfig, load_questions
 from tasks.teachers import TeacherConfig, make_teacher
 from tasks.teachers.reference import ReferenceTeacherConfig

@@ -11,7 +11,7 @@ from tasks.checks import Check
 from tasks.decontaminate import DecontamConfig, Decontaminate
 from tasks.dedup import Dedup, DedupConfig
 from tasks.embed import DEFAULT_MODEL, Embed
-from tasks.run_programs import ExecConfig, Execute
+from tasks.execute import ExecConfig, Execute
 from tasks.sources import load_questions
 from tasks.stage import StageResult
 from tasks.teachers.base import Selection

@@ -1,4 +1,4 @@
-"""The execute stage: every teacher program runs in the sandbox (tasks/execute.py)."""
+"""The execute stage: every teacher program runs in the sandbox (sandbox.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.checks import execution_rejections
-from tasks.execute import execute_programs
+from tasks.execute.sandbox import execute_programs
 from tasks.stage import StageResult
 from tasks.types import Sample
 
