@@ -327,3 +327,20 @@ def test_one_validations_row_per_suite(tmp_path):
     assert by_suite["samples"][0] is False and by_suite["questions"][0] is True
     assert by_suite["samples"][1]["unsuccessful_expectations"] == 1
     assert {r["suite"] for r in by_suite["curated_drift"][2]} == {"curated_drift"}
+
+
+@pytest.mark.parametrize("expectation, sentence", [
+    (ExpectColumnValuesToCompileAsPython(column="program"),
+     "$column values must compile as Python (parse; nothing runs)."),
+    (ExpectColumnValuesToBeFiniteNumbers(column="answer", max_abs=1e15),
+     "$column values must read as finite numbers of magnitude at most $max_abs."),
+    (ExpectColumnTopValueShareToBeAtMost(column="kind", max_share=0.8),
+     "$column no single value may be more than a share $max_share of the non-null values."),
+])
+def test_custom_expectations_render_a_sentence_in_data_docs(expectation, sentence):
+    expectation.render()
+    [summary] = expectation.rendered_content
+    assert summary.value.to_json_dict()["template"] == sentence
+    [legacy] = type(expectation)._prescriptive_renderer(configuration=expectation.configuration)
+    assert legacy["string_template"]["template"] == sentence
+    assert legacy["string_template"]["params"]["column"] == expectation.column
