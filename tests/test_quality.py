@@ -74,7 +74,7 @@ def test_row_failures_become_rejections_named_after_the_expectation(tmp_path):
     rows[5]["question_id"] = "q6"              # duplicated id: the second copy goes
     rows[7]["program"] = "x = 21 * 3"          # never assigns ans
     rows[8]["exec_status"] = "timeout"
-    rows[9]["answer"] = "3e20"                 # finite, but beyond max_abs
+    rows[9]["answer"] = "3e20"                 # finite, but a magnitude beyond 1e15
     out = validate_candidates(pd.DataFrame(rows), max_rejected_fraction=0.5,
                               docs_dir=tmp_path / "docs")
     reasons = {r.item_id: r.reason for r in out.rejections}
@@ -86,7 +86,7 @@ def test_row_failures_become_rejections_named_after_the_expectation(tmp_path):
         "q6": "expect_column_values_to_be_unique(question_id)",
         "q7": "expect_column_values_to_match_regex(program)",
         "q8": "expect_column_values_to_be_in_set(exec_status)",
-        "q9": "expect_column_values_to_be_finite_numbers(answer)",
+        "q9": "expect_column_values_to_be_between(answer_magnitude)",
     }
     assert all(r.stage == "quality" for r in out.rejections)
     assert {r.detail for r in out.rejections} == {"row failed the samples suite",
