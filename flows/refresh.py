@@ -57,6 +57,24 @@ class RefreshConfig(BaseModel):
         return nest(cls, data)
 
 
+class QualityReport(BaseModel):
+    """The quality stage's verdict on the batch, for the summary and its artifacts."""
+
+    reason: str | None = None  # one line: why the batch was refused
+    warnings: list[str] = []  # failed expectations that do not block (drift by default)
+    checks: list[dict[str, Any]] = []  # batch and drift expectations, one row each
+    markdown: str = ""
+    data_docs: str | None = None  # the Data Docs index of this warehouse
+
+    @classmethod
+    def of(cls, outcome: Any) -> QualityReport:
+        if outcome is None:
+            return cls()
+        return cls(reason=outcome.reason, warnings=outcome.warnings,
+                   checks=outcome.check_table(), markdown=outcome.summary_markdown(),
+                   data_docs=str(outcome.docs_index) if outcome.docs_index else None)
+
+
 class RefreshSummary(BaseModel):
     """What a refresh did: the flow's return value and its artifact."""
 
@@ -67,10 +85,7 @@ class RefreshSummary(BaseModel):
     stage_seconds: dict[str, float]
     rejection_reasons: list[dict[str, Any]]
     warehouse: str
-    refused: str | None = None  # one line: why the quality stage refused the batch
-    quality_checks: list[dict[str, Any]] = []  # batch and drift expectations, one row each
-    quality_markdown: str = ""
-    data_docs: str | None = None  # the Data Docs index of this warehouse
+    quality: QualityReport = QualityReport()
 
     def __getitem__(self, key: str) -> Any:  # summary["counts"] reads as before
         return getattr(self, key)
@@ -147,16 +162,12 @@ def _stages(config: RefreshConfig, store: Store, run: PipelineRun,
     run.counts["kept"] = len(kept)
     status = "gate_failed" if run.counts["gate_failed"] else "completed"
     store.finish_run(run.run_id, status, dict(run.counts), run.seconds, snapshot_id)
-    outcome = validate.outcome
     return RefreshSummary(
         run_id=run.run_id, status=status, snapshot_id=snapshot_id, counts=dict(run.counts),
         stage_seconds=run.seconds, warehouse=str(store.path),
         rejection_reasons=[{"stage": s, "reason": r, "count": n}
                            for s, r, n in store.rejection_reasons(run.run_id)],
-        refused=outcome.reason if outcome else None,
-        quality_checks=outcome.check_table() if outcome else [],
-        quality_markdown=outcome.summary_markdown() if outcome else "",
-        data_docs=str(outcome.docs_index) if outcome and outcome.docs_index else None)
+        quality=QualityReport.of(validate.outcome))
 
 
 def _llm_stage(kind: str, config: RefreshConfig, store: Store, run: PipelineRun) -> Any:
@@ -180,8 +191,7 @@ def _publish_artifacts(summary: RefreshSummary) -> None:
         "",
         f"Warehouse `{summary.warehouse}`, snapshot **{summary.snapshot_id}**.",
         "",
-        *([f"**Refused**: {summary.refused}", ""] if summary.refused else []),
-        summary.quality_markdown,
+        summary.quality.markdown,
         "",
         "| stage | count |", "|---|---|",
         *[f"| {k} | {v} |" for k, v in c.items()],
@@ -198,8 +208,8 @@ def _publish_artifacts(summary: RefreshSummary) -> None:
                               key="refresh-llm-cost",
                               description="LLM teacher: requests, cache hits, failures, "
                                           "tokens and dollars of this run")
-    if summary.quality_checks:
-        create_table_artifact(table=summary.quality_checks, key="refresh-quality",
+    if summary.quality.checks:
+        create_table_artifact(table=summary.quality.checks, key="refresh-quality",
                               description="Batch and drift expectations: refused, warning "
                                           "or passed")
     if summary.rejection_reasons:

@@ -75,6 +75,44 @@ def finite_number(text: object, max_abs: float | None = None) -> bool:
     return max_abs is None or abs(value) <= max_abs
 
 
+class _Rendered:
+    """Data Docs sentences for a custom expectation, as GE's built-ins have: `_sentence`
+    returns the template (with $param placeholders) for the expectation's kwargs."""
+
+    _params: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def _sentence(cls, kwargs: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def _prescriptive_template(cls, renderer_configuration: Any) -> Any:
+        from great_expectations.render.renderer_configuration import RendererValueType
+
+        renderer_configuration.add_param(name="column", param_type=RendererValueType.STRING)
+        kwargs = renderer_configuration.kwargs
+        for name in cls._params:
+            if kwargs.get(name) is not None:
+                renderer_configuration.add_param(name=name,
+                                                 param_type=RendererValueType.NUMBER)
+        template = cls._sentence(kwargs)
+        if renderer_configuration.include_column_name:
+            template = f"$column {template}"
+        renderer_configuration.template_str = template
+        return renderer_configuration
+
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration: Any = None, result: Any = None,
+                               runtime_configuration: dict | None = None,
+                               **kwargs: Any) -> list[dict[str, Any]]:
+        config = configuration or (result.expectation_config if result else None)
+        kw = dict(config.kwargs) if config else {}
+        params = {name: kw.get(name) for name in ("column", *cls._params)}
+        return [{"content_block_type": "string_template", "string_template": {
+            "template": f"$column {cls._sentence(kw)}", "params": params}}]
+
+
 class ColumnValuesCompileAsPython(ColumnMapMetricProvider):
     condition_metric_name = "column_values.compile_as_python"
 
@@ -83,7 +121,7 @@ class ColumnValuesCompileAsPython(ColumnMapMetricProvider):
         return column.map(compiles_as_python).astype(bool)
 
 
-class ExpectColumnValuesToCompileAsPython(ColumnMapExpectation):
+class ExpectColumnValuesToCompileAsPython(_Rendered, ColumnMapExpectation):
     """Expect each value of the column to be Python source that compiles (parses).
 
     Args:
@@ -93,6 +131,10 @@ class ExpectColumnValuesToCompileAsPython(ColumnMapExpectation):
 
     map_metric = "column_values.compile_as_python"
     success_keys = ("mostly",)
+
+    @classmethod
+    def _sentence(cls, kwargs: dict[str, Any]) -> str:
+        return "values must compile as Python (parse; nothing runs)."
     library_metadata: ClassVar[dict[str, Any]] = {"maturity": "experimental",
                                                   "tags": ["distillery"], "contributors": []}
 
@@ -107,7 +149,7 @@ class ColumnValuesFiniteNumbers(ColumnMapMetricProvider):
         return column.map(lambda v: finite_number(v, max_abs)).astype(bool)
 
 
-class ExpectColumnValuesToBeFiniteNumbers(ColumnMapExpectation):
+class ExpectColumnValuesToBeFiniteNumbers(_Rendered, ColumnMapExpectation):
     """Expect each value of the column to read as a finite number, optionally bounded.
 
     Args:
@@ -120,6 +162,12 @@ class ExpectColumnValuesToBeFiniteNumbers(ColumnMapExpectation):
 
     map_metric = "column_values.finite_numbers"
     success_keys = ("max_abs", "mostly")
+    _params = ("max_abs",)
+
+    @classmethod
+    def _sentence(cls, kwargs: dict[str, Any]) -> str:
+        bound = " of magnitude at most $max_abs" if kwargs.get("max_abs") is not None else ""
+        return f"values must read as finite numbers{bound}."
     library_metadata: ClassVar[dict[str, Any]] = {"maturity": "experimental",
                                                   "tags": ["distillery"], "contributors": []}
 
@@ -135,7 +183,7 @@ class ColumnTopValueShare(ColumnAggregateMetricProvider):
         return float(column.value_counts(normalize=True).iloc[0])
 
 
-class ExpectColumnTopValueShareToBeAtMost(ColumnAggregateExpectation):
+class ExpectColumnTopValueShareToBeAtMost(_Rendered, ColumnAggregateExpectation):
     """Expect no single value to make up more than `max_share` of the column's non-null values
     (one kind or one source swamping a batch). A column with no non-null values passes.
 
@@ -148,6 +196,11 @@ class ExpectColumnTopValueShareToBeAtMost(ColumnAggregateExpectation):
 
     metric_dependencies = ("column.top_value_share",)
     success_keys = ("max_share",)
+    _params = ("max_share",)
+
+    @classmethod
+    def _sentence(cls, kwargs: dict[str, Any]) -> str:
+        return "no single value may be more than a share $max_share of the non-null values."
     library_metadata: ClassVar[dict[str, Any]] = {"maturity": "experimental",
                                                   "tags": ["distillery"], "contributors": []}
 

@@ -36,14 +36,14 @@ def candidate_rows(samples: list[Sample], questions: Mapping[str, Question]) -> 
     """One row per chosen sample, the columns the suites read."""
     import pandas as pd
 
+    columns = ["question_id", "question", "context", "program", "answer", "source", "kind",
+               "difficulty", "exec_status"]
     rows = []
     for s in samples:
         q = questions[s.question_id]
-        rows.append({"question_id": s.question_id, "question": q.text, "context": q.context,
-                     "program": s.program, "answer": s.predicted, "source": q.source,
-                     "kind": q.meta.get("kind"), "difficulty": q.difficulty,
-                     "exec_status": s.exec_status})
-    return pd.DataFrame(rows)
+        rows.append([s.question_id, q.text, q.context, s.program, s.predicted, q.source,
+                     q.meta.get("kind"), q.difficulty, s.exec_status])
+    return pd.DataFrame(rows, columns=columns)
 
 
 class Validate:

@@ -22,6 +22,7 @@ from .suites import (
     DRIFT_CHECKPOINT,
     DRIFT_SUITE,
     ROW_CHECKPOINT,
+    ROW_SUITES,
     drift_frame,
     drift_parameters,
     measured,
@@ -91,6 +92,11 @@ def _name(config: Any) -> str:
     return f"{config.type}({column})" if column else config.type
 
 
+def _severity(config: Any) -> str:
+    """critical | warning | info (GE keeps a FailureSeverity enum; older suites have none)."""
+    return str(getattr(config, "severity", None) or "critical").split(".")[-1].lower()
+
+
 def _observed(result: dict[str, Any]) -> Any:
     value = result.get("observed_value")
     if isinstance(value, dict | list):
@@ -107,8 +113,7 @@ def _results(suite: str, validation: Any, *, blocking: bool) -> list[dict[str, A
     out = []
     for res in validation.results:
         config = res.expectation_config
-        severity = str(getattr(config, "severity", "critical") or "critical")
-        severity = severity.split(".")[-1].lower()  # FailureSeverity.CRITICAL -> critical
+        severity = _severity(config)
         entry: dict[str, Any] = {"suite": suite, "expectation": _name(config),
                                  "success": bool(res.success), "severity": severity,
                                  "blocking": blocking and severity == "critical"}
@@ -122,12 +127,12 @@ def _results(suite: str, validation: Any, *, blocking: bool) -> list[dict[str, A
     return out
 
 
-def _row_failures(suite: str, validation: Any) -> dict[str, str]:
-    """question_id -> the first critical row-level expectation it failed."""
-    failed: dict[str, str] = {}
+def _row_failures(suite: str, validation: Any) -> dict[str, tuple[str, str]]:
+    """question_id -> (suite, the first critical row-level expectation it failed)."""
+    failed: dict[str, tuple[str, str]] = {}
     for res in validation.results:
         config = res.expectation_config
-        if str(getattr(config, "severity", "critical")).split(".")[-1].lower() != "critical":
+        if _severity(config) != "critical":
             continue
         seen: set[str] = set()
         for entry in res.result.get("unexpected_index_list") or []:
@@ -138,13 +143,13 @@ def _row_failures(suite: str, validation: Any) -> dict[str, str]:
             if config.type == "expect_column_values_to_be_unique" and qid not in seen:
                 seen.add(qid)
                 continue
-            failed.setdefault(qid, f"{suite}:{_name(config)}")
+            failed.setdefault(qid, (suite, _name(config)))
     return failed
 
 
 def _run(ctx: Any, checkpoint: str, frame: pd.DataFrame, params: dict[str, Any],
          run_name: str, run_time: dt.datetime) -> dict[str, Any]:
-    """Run one checkpoint; suite name -> its validation result, plus the result keys."""
+    """Run one checkpoint; suite name -> (result key in the store, validation result)."""
     from great_expectations.core.run_identifier import RunIdentifier
 
     result = ctx.checkpoints.get(checkpoint).run(
@@ -206,7 +211,7 @@ def _validate(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime, 
               reference: pd.DataFrame | None, drift_blocking: bool,
               params: dict[str, Any]) -> ValidationOutcome:
     runs = _run(ctx, ROW_CHECKPOINT, df, {}, run_name, run_time)
-    failed: dict[str, str] = {}
+    failed: dict[str, tuple[str, str]] = {}
     results: list[dict[str, Any]] = []
     statistics: dict[str, Any] = {"suites": {}}
     for suite, (_, res) in runs.items():
@@ -237,12 +242,12 @@ def _validate(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime, 
 
     blocking = [f"{r['suite']}: {r['expectation']}" for r in results
                 if not r["success"] and r["blocking"]]
+    # Row-level failures are rejections, not warnings.
     warnings = [f"{r['suite']}: {r['expectation']}" for r in results
-                if not r["success"] and not r["blocking"] and r["suite"] not in ("questions",
-                                                                               "samples")]
-    rejections = [Rejection(item_id=qid, stage="quality", reason=reason.split(":", 1)[1],
-                            detail=f"row failed the {reason.split(':', 1)[0]} suite")
-                  for qid, reason in sorted(failed.items())]
+                if not r["success"] and not r["blocking"] and r["suite"] not in ROW_SUITES]
+    rejections = [Rejection(item_id=qid, stage="quality", reason=name,
+                            detail=f"row failed the {suite} suite")
+                  for qid, (suite, name) in sorted(failed.items())]
     total = len(df)
     statistics.update(rows=total, kept=len(kept_ids), rejected=total - len(kept_ids),
                       run_name=run_name)

@@ -74,7 +74,7 @@ def test_row_failures_become_rejections_named_after_the_expectation(tmp_path):
     rows[5]["question_id"] = "q6"              # duplicated id: the second copy goes
     rows[7]["program"] = "x = 21 * 3"          # never assigns ans
     rows[8]["exec_status"] = "timeout"
-    rows[9]["answer"] = "3e20"                 # finite, but beyond max_abs
+    rows[9]["answer"] = "3e20"                 # finite, but a magnitude beyond 1e15
     out = validate_candidates(pd.DataFrame(rows), max_rejected_fraction=0.5,
                               docs_dir=tmp_path / "docs")
     reasons = {r.item_id: r.reason for r in out.rejections}
@@ -86,7 +86,7 @@ def test_row_failures_become_rejections_named_after_the_expectation(tmp_path):
         "q6": "expect_column_values_to_be_unique(question_id)",
         "q7": "expect_column_values_to_match_regex(program)",
         "q8": "expect_column_values_to_be_in_set(exec_status)",
-        "q9": "expect_column_values_to_be_finite_numbers(answer)",
+        "q9": "expect_column_values_to_be_between(answer_magnitude)",
     }
     assert all(r.stage == "quality" for r in out.rejections)
     assert {r.detail for r in out.rejections} == {"row failed the samples suite",
@@ -327,3 +327,20 @@ def test_one_validations_row_per_suite(tmp_path):
     assert by_suite["samples"][0] is False and by_suite["questions"][0] is True
     assert by_suite["samples"][1]["unsuccessful_expectations"] == 1
     assert {r["suite"] for r in by_suite["curated_drift"][2]} == {"curated_drift"}
+
+
+@pytest.mark.parametrize("expectation, sentence", [
+    (ExpectColumnValuesToCompileAsPython(column="program"),
+     "$column values must compile as Python (parse; nothing runs)."),
+    (ExpectColumnValuesToBeFiniteNumbers(column="answer", max_abs=1e15),
+     "$column values must read as finite numbers of magnitude at most $max_abs."),
+    (ExpectColumnTopValueShareToBeAtMost(column="kind", max_share=0.8),
+     "$column no single value may be more than a share $max_share of the non-null values."),
+])
+def test_custom_expectations_render_a_sentence_in_data_docs(expectation, sentence):
+    expectation.render()
+    [summary] = expectation.rendered_content
+    assert summary.value.to_json_dict()["template"] == sentence
+    [legacy] = type(expectation)._prescriptive_renderer(configuration=expectation.configuration)
+    assert legacy["string_template"]["template"] == sentence
+    assert legacy["string_template"]["params"]["column"] == expectation.column

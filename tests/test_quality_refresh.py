@@ -52,7 +52,7 @@ def test_a_refused_batch_keeps_the_previous_snapshot(warehouse_path, tmp_path):
     # rejected under the name of the row-level one.
     by_suite = {v["suite"]: v for v in run_validations(second["run_id"], store)}
     assert by_suite["curated_batch"]["success"] is False
-    assert second.refused and "expect_column_mean_to_be_between(row_rejected)" in second.refused
+    assert "expect_column_mean_to_be_between(row_rejected)" in second.quality.reason
     _, rows = store.query("SELECT results FROM validations WHERE run_id = ? AND suite = "
                           "'curated_batch'", [second["run_id"]])
     results = json.loads(rows[0][0])
@@ -62,3 +62,50 @@ def test_a_refused_batch_keeps_the_previous_snapshot(warehouse_path, tmp_path):
     reasons = dict((r, n) for _, r, n in store.rejection_reasons(second["run_id"]))
     assert reasons["expect_column_value_lengths_to_be_between(question)"] == 4
     assert store.unexplained_questions() == 0
+
+
+def _kinds_jsonl(path: Path, n: int, kind: str) -> Path:
+    path.write_text("".join(json.dumps({
+        "question": f"A depot ships {i} boxes on Monday and {2 * i + 3} boxes on Tuesday. How "
+                    "many boxes did it ship?", "program": f"ans = {i} + {2 * i + 3}",
+        "answer": str(3 * i + 3), "kind": kind}) + "\n" for i in range(1, n + 1)))
+    return path
+
+
+def test_drift_warns_by_default_and_refuses_when_blocking(warehouse_path, tmp_path):
+    from quality.context import docs_dir_for
+
+    first = refresh(RefreshConfig(source="procedural", n=80, seed=3,
+                                  warehouse=str(warehouse_path)))
+    assert first["snapshot_id"] == 1
+    store = Store(warehouse_path)
+    before = sorted(curated_reference(store)["question_id"])
+
+    one_kind = _kinds_jsonl(tmp_path / "k.jsonl", 30, "growth")
+    refused = refresh(RefreshConfig(source=f"jsonl:{one_kind}", warehouse=str(warehouse_path),
+                                    drift_blocking=True))
+    assert refused["status"] == "gate_failed" and refused["snapshot_id"] is None
+    assert sorted(curated_reference(store)["question_id"]) == before
+    reason = refused.quality.reason
+    assert "\n" not in reason
+    assert "expect_column_kl_divergence_from_reference_to_be_less_than(kind)" in reason
+    # GE's suite success counts warnings too: curated_batch warns that one kind is the
+    # whole batch; only the drift suite refused it.
+    suites = {v["suite"]: v["success"] for v in run_validations(refused["run_id"], store)}
+    assert suites == {"questions": True, "samples": True, "curated_batch": False,
+                      "curated_drift": False}
+    assert "curated_batch:" not in reason
+    _, held = store.query("SELECT DISTINCT detail FROM rejections WHERE run_id = ? AND "
+                          "stage = 'quality_gate'", [refused["run_id"]])
+    assert len(held) == 1 and reason in held[0][0]
+    index = docs_dir_for(warehouse_path) / "index.html"
+    assert refused.quality.data_docs == str(index) and index.is_file()
+
+    # The same batch under the default setting: drift is a warning, the batch is published.
+    store_rej = "DELETE FROM rejections WHERE stage = 'quality_gate'"
+    with store.write() as con:
+        con.execute(store_rej)
+    warned = refresh(RefreshConfig(source=f"jsonl:{one_kind}", warehouse=str(warehouse_path)))
+    assert warned["status"] == "completed" and warned["snapshot_id"] == 2
+    assert any("(kind)" in w for w in warned.quality.warnings)
+    assert warned.quality.reason is None

@@ -56,8 +56,8 @@ def refresh(config: RefreshConfig) -> None:
     c = summary["counts"]
     typer.echo(f"run {summary['run_id']}: {summary['status']}")
     typer.echo("  " + ", ".join(f"{k}={v}" for k, v in c.items()))
-    if summary.refused:
-        typer.echo(f"  refused: {summary.refused}")
+    if summary.quality.reason:
+        typer.echo(f"  refused: {summary.quality.reason}")
     for r in summary["rejection_reasons"][:8]:
         typer.echo(f"  rejected at {r['stage']}: {r['reason']} x{r['count']}")
     typer.echo(f"  snapshot: {summary['snapshot_id'] or 'unchanged'}  "
