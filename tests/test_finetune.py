@@ -16,7 +16,7 @@ from tasks.evaluate import evaluate_model, load_eval_set, score
 from tasks.finetune import (
     IGNORE,
     ChatTemplateError,
-    FinetuneParams,
+    TrainParams,
     check_label_mask,
     completion_label_mask,
     finetune,
@@ -67,7 +67,7 @@ def test_completion_only_mask(procedural_rows, tmp_path):
     # What the SFTTrainer will really train on agrees with it (checked inside make_trainer
     # too, which would raise).
     trainer = make_trainer(Dataset.from_list(procedural_rows[:4]), tmp_path / "m",
-                           FinetuneParams(max_steps=1, batch_size=2), model=model,
+                           TrainParams(max_steps=1, batch_size=2), model=model,
                            tokenizer=tok)
     assert trainer.train_dataset[0]["labels"] == labels
 
@@ -83,7 +83,7 @@ def test_completion_only_mask(procedural_rows, tmp_path):
     tok.eos_token = "<|endoftext|>"
     with pytest.raises(ChatTemplateError, match="end-of-turn"):
         make_trainer(Dataset.from_list(procedural_rows[:4]), tmp_path / "m2",
-                     FinetuneParams(max_steps=1, batch_size=2), model=model, tokenizer=tok)
+                     TrainParams(max_steps=1, batch_size=2), model=model, tokenizer=tok)
 
 
 def test_evaluation_executes_generated_programs(tmp_path):
@@ -99,7 +99,7 @@ def test_evaluation_executes_generated_programs(tmp_path):
     model, tok = build_tiny_student(conversation_texts(rows), n_layer=2, n_embd=128, n_head=4,
                                     vocab_size=1024)
     result = finetune(Dataset.from_list(rows), tmp_path / "m",
-                      FinetuneParams(max_steps=60, batch_size=4, learning_rate=3e-3,
+                      TrainParams(max_steps=60, batch_size=4, learning_rate=3e-3,
                                      warmup_ratio=0.0, logging_steps=10),
                       model=model, tokenizer=tok)
     assert result.final_loss < 0.2 < 5 < result.first_loss
@@ -173,9 +173,10 @@ def test_gpu_ladder_script_cpu_mode(warehouse, tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "mode=cpu base=tiny" in out.stdout
-    lines = [ln.split() for ln in out.stdout.splitlines() if ln.strip()[:2] in ("0 ", "16",
-                                                                               "32")]
-    assert [ln[0] for ln in lines] == ["0", "16", "32"]
+    lines = [ln.split() for ln in out.stdout.splitlines()
+             if ln.split()[:1] in (["base"], ["random"])]
+    assert [(ln[0], ln[1]) for ln in lines] == [("base", "0"), ("random", "16"),
+                                                ("random", "32")]
     curve = Path(out.stdout.split("curve: ")[1].split()[0])
     assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
