@@ -56,26 +56,34 @@ def test_a_broken_checkpoint_or_missing_file_is_one_line(tmp_path):
 
 def test_lora_finetune_and_evaluation_on_cpu(converted, tmp_path):
     """A few LoRA steps on the top layers, then the trained model writes programs that the
-    sandbox runs: training moves the loss, evaluation counts every question."""
+    sandbox runs. Short arithmetic questions keep it to about a minute on 2 cores."""
+    import json
+
     from datasets import Dataset
 
     from tasks.evaluate import evaluate_path, load_eval_set
     from tasks.finetune import TrainParams, finetune
-    from tasks.sources import load_questions
     from tasks.student import example_messages
 
-    qs = load_questions("procedural", n=8, seed=21)
-    rows = [{"messages": example_messages(q.text, q.context, q.gold_program)} for q in qs]
-    params = TrainParams(base_model=SMOLLM2, lora=True, trainable_layers=4, max_steps=3,
-                         batch_size=2, learning_rate=2e-3, logging_steps=1, threads=2)
+    items = [("What is 17 plus 25?", "a = 17\nb = 25\nans = a + b", "42"),
+             ("What is 9 times 8?", "a = 9\nb = 8\nans = a * b", "72"),
+             ("What is 100 minus 37?", "a = 100\nb = 37\nans = a - b", "63"),
+             ("What is 81 divided by 3?", "a = 81\nb = 3\nans = a / b", "27")]
+    path = tmp_path / "arith.jsonl"
+    path.write_text("".join(json.dumps({"question": q, "program": p, "answer": a}) + "\n"
+                            for q, p, a in items))
+    questions = load_eval_set(f"jsonl:{path}")
+    rows = [{"messages": example_messages(q.text, q.context, q.gold_program)}
+            for q in questions]
+    params = TrainParams(base_model=SMOLLM2, lora=True, trainable_layers=4, max_steps=2,
+                         batch_size=2, learning_rate=2e-3, logging_steps=1, threads=1)
     result = finetune(Dataset.from_list(rows), tmp_path / "m", params)
-    assert result.steps == 3 and len(result.loss_curve) == 3
+    assert result.steps == 2 and len(result.loss_curve) == 2
     assert result.n_trainable < result.n_parameters / 50  # adapters on 4 of 30 layers only
     assert (tmp_path / "m" / "model.safetensors").exists()
 
-    questions = load_eval_set("procedural-heldout", n=4, seed=3)
-    ev = evaluate_path(str(tmp_path / "m"), questions, eval_set="procedural-heldout",
-                       max_new_tokens=96, batch_size=4)
-    assert ev.n == 4 and ev.correct == round(ev.accuracy * 4)
-    assert ev.accuracy + ev.exec_error_rate + ev.no_program_rate <= 1.0 + 1e-9
-    assert ev.questions_per_s > 0 and 0 < ev.new_tokens <= 4 * 96
+    ev = evaluate_path(str(tmp_path / "m"), questions[:2], eval_set="arith", threads=1,
+                       max_new_tokens=40, batch_size=2)
+    assert ev.n == 2 and ev.correct == round(ev.accuracy * 2)
+    assert len(ev.failures) == 2 - ev.correct  # every miss is explained
+    assert ev.questions_per_s > 0 and 0 < ev.new_tokens <= 2 * 40
