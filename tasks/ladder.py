@@ -77,7 +77,8 @@ def plot_learning_curve(rows: Sequence[dict[str, Any]], path: Path, *, title: st
     ax.set_ylim(0, max(1e-3, max(ys_all) * 1.15 if ys_all else 1))
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
