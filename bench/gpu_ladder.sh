@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Data-size ladder with a real small model on a GPU machine:
+# Data-size ladder with a real small model:
 #
-#   BASE_MODEL=/models/Qwen2.5-0.5B-Instruct bench/gpu_ladder.sh
+#   BASE_MODEL=Qwen/Qwen2.5-0.5B-Instruct bench/gpu_ladder.sh   # GPU: full fine-tune, bf16
+#   BASE_MODEL=smollm2-135m bench/gpu_ladder.sh                  # GPU as above; CPU: LoRA
 #
-# With no GPU, or no BASE_MODEL, the same ladder runs with the offline tiny student on CPU
-# with small sizes (that is how the test suite runs this script). Every knob is an
-# environment variable; the defaults depend on the mode.
+# With no GPU and no BASE_MODEL, the same ladder runs with the offline tiny student on CPU
+# with small sizes (that is how the test suite runs this script). With no GPU and a
+# BASE_MODEL, a CPU-sized LoRA ladder (one 200-example rung, top layers only). Every knob is
+# an environment variable; the defaults depend on the mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +25,22 @@ if [[ "$HAS_GPU" == 1 && -n "${BASE_MODEL:-}" ]]; then
     BATCH=${BATCH:-16}
     EVAL_N=${EVAL_N:-500}
     N=${N:-6000}
+    LORA=${LORA:---no-lora}
+    LR=${LR:-2e-5}
+    EPOCHS=${EPOCHS:-3}
+    LAYERS=${LAYERS:-0}
+elif [[ -n "${BASE_MODEL:-}" ]]; then
+    MODE=cpu
+    BASE=$BASE_MODEL
+    SIZES=${SIZES:-200}
+    MAX_STEPS=${MAX_STEPS:-0}
+    BATCH=${BATCH:-8}
+    EVAL_N=${EVAL_N:-100}
+    N=${N:-600}
     LORA=${LORA:---lora}
-    LR=${LR:-2e-4}
+    LR=${LR:-0}
+    EPOCHS=${EPOCHS:-3}
+    LAYERS=${LAYERS:-0}
 else
     MODE=cpu
     BASE=tiny
@@ -33,15 +49,18 @@ else
     BATCH=${BATCH:-8}
     EVAL_N=${EVAL_N:-50}
     N=${N:-600}
-    LORA=${LORA:-}
+    LORA=${LORA:---no-lora}
     LR=${LR:-1e-3}
+    EPOCHS=${EPOCHS:-1}
+    LAYERS=${LAYERS:-0}
 fi
 MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-256}
 WAREHOUSE=${WAREHOUSE:-data/gpu_ladder.duckdb}
 OUTPUT_ROOT=${OUTPUT_ROOT:-data/models}
 LARGEST=$(tr ',' '\n' <<<"$SIZES" | sort -n | tail -1)
 
-echo "gpu_ladder: mode=$MODE base=$BASE sizes=$SIZES steps=$MAX_STEPS batch=$BATCH" \
+echo "gpu_ladder: mode=$MODE base=$BASE sizes=$SIZES steps=$MAX_STEPS epochs=$EPOCHS" \
+     "batch=$BATCH lora=$LORA layers=$LAYERS" \
      "eval_n=$EVAL_N warehouse=$WAREHOUSE"
 
 # A snapshot large enough for the largest rung (a refresh is idempotent: rerunning adds nothing).
@@ -51,8 +70,9 @@ if [[ ! "$HAVE" =~ ^[0-9]+$ ]] || (( HAVE < LARGEST )); then
     "$BIN/distillery" refresh --source procedural --n "$N" --seed 7 --warehouse "$WAREHOUSE"
 fi
 
-# shellcheck disable=SC2086  # $LORA is empty or one flag
-"$BIN/distillery" ladder --sizes "$SIZES" --strategy random --eval procedural-heldout \
-    --eval-n "$EVAL_N" --base-model "$BASE" $LORA --max-steps "$MAX_STEPS" \
+"$BIN/distillery" ladder --sizes "$SIZES" --strategies "${STRATEGIES:-random}" \
+    --eval procedural-heldout --eval-n "$EVAL_N" --base-model "$BASE" "$LORA" \
+    --max-steps "$MAX_STEPS" --epochs "$EPOCHS" --trainable-layers "$LAYERS" \
     --batch-size "$BATCH" --lr "$LR" --max-new-tokens "$MAX_NEW_TOKENS" \
-    --output-root "$OUTPUT_ROOT" --warehouse "$WAREHOUSE"
+    --unverified-rate "${UNVERIFIED_RATE:-0}" --output-root "$OUTPUT_ROOT" \
+    --warehouse "$WAREHOUSE"

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_subset
 from tasks.errors import InputError
 from tasks.evaluate import EVAL_SETS_HELP, EvalResult, evaluate_path, load_eval_set
-from tasks.finetune import FinetuneParams, FinetuneResult, finetune
+from tasks.finetune import FinetuneResult, TrainParams, finetune
 from tasks.ladder import plot_learning_curve, save_tiny_base
 from tasks.student import TINY
 from warehouse import Store
@@ -29,74 +29,93 @@ from warehouse import experiments as wx
 
 Strategy = Literal["random", "stratified", "diversity", "difficulty"]
 
+# The config models are built from parts in the order a user fills the form: what to train
+# on, which model and how to train it (TrainParams, the one training declaration), how to
+# evaluate, where things go. Pydantic orders inherited fields from the last base to the
+# first, hence the reversed base lists below. Empty string / 0 stand for "not set" so the
+# Prefect UI form shows plain inputs instead of a type chooser.
 
-class _Common(BaseModel):
+
+class _Subset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subset_id: str = Field("", description="a stored subset id; empty: draw a subset of "
+                           "subset_size first")
+    subset_size: int = Field(0, ge=0, description="examples to draw from the snapshot "
+                             "(when no subset_id is given)")
+    strategy: Strategy = Field("random", description="how the subset is drawn")
+    seed: int = Field(0, description="subset selection seed")
+    snapshot_id: int = Field(0, ge=0, description="snapshot to draw from; 0: the latest")
+
+
+class _Eval(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     eval_set: str = Field("procedural-heldout", description=EVAL_SETS_HELP)
     eval_n: int = Field(200, ge=0, description="questions evaluated (0: skip evaluation)")
     eval_seed: int = Field(0, description="seed of the procedural held-out questions")
-    eval_batch_size: int = Field(32, ge=1, le=1024)
-    max_new_tokens: int = Field(256, ge=8, le=4096)
+    eval_batch_size: int = Field(16, ge=1, le=1024, description="questions generated at once")
+    max_new_tokens: int = Field(256, ge=8, le=4096, description="longest answer in tokens "
+                                "(generation stops earlier at the end of the program)")
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     output_root: str = Field("data/models",
                              description="folder of the models: one subfolder per run id")
-    warehouse: str | None = Field(None, description="DuckDB file; default "
-                                  "$DISTILLERY_WAREHOUSE or data/warehouse.duckdb")
+    warehouse: str = Field("", description="DuckDB file; empty: $DISTILLERY_WAREHOUSE or "
+                           "data/warehouse.duckdb")
     progress: bool = Field(False, description="progress bars on the terminal")
 
 
-class _Training(_Common):
-    base_model: str = Field(TINY, description="'tiny' (offline student built from a config), "
-                            "an HF model id or a local path")
-    lora: bool = Field(False, description="train LoRA adapters (peft) instead of all weights")
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, ge=1, description="fixed step budget; overrides epochs")
-    learning_rate: float | None = Field(None, gt=0, description="default: 1e-3 tiny, "
-                                        "2e-4 LoRA, 2e-5 full")
-    batch_size: int = Field(8, ge=1, le=4096)
-    max_length: int = Field(1024, ge=32)
-    train_seed: int = 0
-
-    def params(self) -> FinetuneParams:
-        return FinetuneParams(base_model=self.base_model, lora=self.lora, epochs=self.epochs,
-                              max_steps=self.max_steps, learning_rate=self.learning_rate,
-                              batch_size=self.batch_size, max_length=self.max_length,
-                              seed=self.train_seed)
+def training_params(config: BaseModel) -> TrainParams:
+    """The TrainParams part of a flow config, as its own model."""
+    return TrainParams.model_validate(config.model_dump(include=set(TrainParams.model_fields)))
 
 
-class FinetuneConfig(_Training):
+class FinetuneConfig(_Output, _Eval, TrainParams, _Subset):
     """One fine-tune. Give subset_id, or subset_size (+ strategy, seed) to draw the subset
     from the snapshot first."""
 
-    subset_id: str | None = None
-    subset_size: int | None = Field(None, ge=1)
-    strategy: Strategy = "random"
-    seed: int = Field(0, description="subset seed")
-    snapshot_id: int | None = Field(None, description="default: the latest snapshot")
+    unverified_rate: float = Field(0.0, ge=0, le=1, description="> 0: train instead on a "
+                                   "noisy teacher's programs for the subset's questions, "
+                                   "this share wrong, unchecked (the curation ablation)")
 
     @model_validator(mode="after")
     def _one_subset(self) -> FinetuneConfig:
-        if (self.subset_id is None) == (self.subset_size is None):
+        if bool(self.subset_id) == bool(self.subset_size):
             raise ValueError("give exactly one of subset_id and subset_size")
         return self
 
 
-class EvaluateConfig(_Common):
-    """Evaluate a saved model (a run's directory, a local path or an HF id)."""
+class EvaluateConfig(_Output, _Eval):
+    """Evaluate a saved model (a run's directory, a local path, an alias or an HF id)."""
 
-    model: str
-    finetune_run_id: str | None = Field(None, description="default: the run that wrote "
-                                        "this model directory, if any")
+    model: str = Field(description="model directory (data/models/<run>), local path, alias "
+                       "(smollm2-135m) or HF id")
+    finetune_run_id: str = Field("", description="the run that wrote this model; empty: "
+                                 "looked up from the model directory")
+    threads: int = Field(0, ge=0, description="CPU threads for torch; 0: torch's default")
 
 
-class LadderConfig(_Training):
-    """One model per subset size, all with the same step budget, from nested subsets."""
+class _LadderData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    sizes: list[int] = Field(default_factory=lambda: [250, 1000, 4000])
-    strategy: Strategy = "random"
-    seed: int = 0
-    snapshot_id: int | None = None
-    max_steps: int | None = Field(300, ge=1, description="the fixed step budget per size")
+    sizes: list[int] = Field(default_factory=lambda: [50, 150, 450],
+                             description="subset sizes; nested: each contains the smaller")
+    strategies: list[Strategy] = Field(default_factory=lambda: ["random"],
+                                       description="one curve per selection strategy")
+    seed: int = Field(0, description="subset selection seed")
+    snapshot_id: int = Field(0, ge=0, description="snapshot to draw from; 0: the latest")
+    unverified_rate: float = Field(0.0, ge=0, le=1, description="> 0: also an unverified "
+                                   "arm, trained on a noisy teacher's programs for the same "
+                                   "questions as the first strategy's subsets, with this "
+                                   "share wrong, unchecked")
+    arm_sizes: list[int] = Field(default_factory=list, description="sizes at which the "
+                                 "other strategies and the unverified arm train (ablations "
+                                 "at one size); empty: every size")
+    eval_base: bool = Field(True, description="evaluate the base model as the zero point")
 
     @field_validator("sizes")
     @classmethod
@@ -105,10 +124,23 @@ class LadderConfig(_Training):
             raise ValueError("sizes must be positive")
         return sorted(set(v))
 
+    @field_validator("strategies")
+    @classmethod
+    def _strategies(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("give at least one strategy")
+        return list(dict.fromkeys(v))
+
+
+class LadderConfig(_Output, _Eval, TrainParams, _LadderData):
+    """One model per subset size and strategy, every rung with the same training settings
+    (max_steps > 0: the same step budget; else the same number of epochs), the base model
+    as the zero point, a learning curve per strategy."""
+
     @model_validator(mode="after")
-    def _budget(self) -> LadderConfig:
-        if self.max_steps is None:
-            raise ValueError("a ladder needs a fixed max_steps")
+    def _arms_in_sizes(self) -> LadderConfig:
+        if set(self.arm_sizes) - set(self.sizes):
+            raise ValueError(f"arm_sizes {self.arm_sizes} must be among sizes {self.sizes}")
         return self
 
 
@@ -116,7 +148,7 @@ class LadderConfig(_Training):
 # log_prints off: Prefect's print capture breaks dill's stdout capture inside datasets'
 # fingerprinting (it would log whole bytecode disassemblies and cost the trainer CPU).
 @task(cache_policy=NO_CACHE, name="train", log_prints=False)
-def train_task(data_dir: str, output_dir: str, params: FinetuneParams,
+def train_task(data_dir: str, output_dir: str, params: TrainParams,
                progress: bool) -> FinetuneResult:
     from datasets import load_from_disk
 
@@ -125,11 +157,13 @@ def train_task(data_dir: str, output_dir: str, params: FinetuneParams,
 
 @task(cache_policy=NO_CACHE, name="evaluate-model", log_prints=False)
 def evaluate_task(model_ref: str, eval_set: str, eval_n: int, eval_seed: int,
-                  batch_size: int, max_new_tokens: int, progress: bool) -> EvalResult:
+                  batch_size: int, max_new_tokens: int, progress: bool,
+                  threads: int = 0) -> EvalResult:
     questions = load_eval_set(eval_set, n=eval_n, seed=eval_seed)
     bar = _bar(len(questions), f"eval {Path(model_ref).name}") if progress else None
     try:
-        return evaluate_path(model_ref, questions, eval_set=eval_set, batch_size=batch_size,
+        return evaluate_path(model_ref, questions, threads=threads, eval_set=eval_set,
+                             batch_size=batch_size,
                              max_new_tokens=max_new_tokens,
                              progress=bar.update if bar else None)
     finally:
@@ -143,36 +177,46 @@ def _bar(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="q")
 
 
-def _eval_params(config: _Common) -> dict[str, Any]:
+def _eval_params(config: _Eval, result: EvalResult) -> dict[str, Any]:
     return {"eval_seed": config.eval_seed, "max_new_tokens": config.max_new_tokens,
-            "batch_size": config.eval_batch_size, "decoding": "greedy"}
+            "batch_size": config.eval_batch_size, "decoding": "greedy",
+            "questions_per_s": result.questions_per_s, "new_tokens": result.new_tokens}
 
 
-def _record_eval(store: Store, result: EvalResult, model_ref: str, config: _Common,
+def _record_eval(store: Store, result: EvalResult, model_ref: str, config: _Eval,
                  run_id: str | None, extra: dict[str, Any] | None = None) -> str:
     return wx.save_evaluation(
         store, model_ref=model_ref, eval_set=result.eval_set, n=result.n,
         accuracy=result.accuracy, exec_error_rate=result.exec_error_rate,
         no_program_rate=result.no_program_rate, failures=result.failures,
-        params={**_eval_params(config), **(extra or {})}, seconds=result.seconds,
+        params={**_eval_params(config, result), **(extra or {})}, seconds=result.seconds,
         finetune_run_id=run_id)
 
 
-def _run_one(store: Store, config: _Training, subset: dict[str, Any], run_id: str,
-             output_dir: Path, params: FinetuneParams) -> dict[str, Any]:
-    """Export -> train -> record -> evaluate -> record, for one stored subset."""
-    export = export_subset(ExportConfig(subset_id=subset["subset_id"],
-                                        format="prompt_completion",
-                                        out=str(output_dir / "data"),
-                                        warehouse=str(store.path)))
+def _run_one(store: Store, config: FinetuneConfig | LadderConfig, subset: dict[str, Any],
+             run_id: str, output_dir: Path, params: TrainParams,
+             arm: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Export -> train -> record -> evaluate -> record, for one stored subset.
+
+    `arm` (the unverified arm) replaces the exported subset by other training data for the
+    same questions: {"data": hf dataset dir, "arm": name, ...} stored with the params."""
+    if arm is None:
+        export = export_subset(ExportConfig(subset_id=subset["subset_id"],
+                                            format="prompt_completion",
+                                            out=str(output_dir / "data"),
+                                            warehouse=str(store.path)))
+        data, snapshot_id, extra = export["hf"], export["snapshot_id"], {"arm": "verified"}
+    else:
+        data, snapshot_id = arm["data"], subset["snapshot_id"]
+        extra = {k: v for k, v in arm.items() if k != "data"}
     wx.start_finetune_run(store, run_id, subset_id=subset["subset_id"],
-                          snapshot_id=export["snapshot_id"], base_model=config.base_model,
-                          params={**params.__dict__, "eval_set": config.eval_set,
-                                  "eval_n": config.eval_n},
+                          snapshot_id=snapshot_id, base_model=config.base_model,
+                          params={**params.stored(), "eval_set": config.eval_set,
+                                  "eval_n": config.eval_n, **extra},
                           output_dir=str(output_dir))
     try:
         # No warehouse connection is open from here until training returns.
-        result = train_task(export["hf"], str(output_dir), params, config.progress)
+        result = train_task(data, str(output_dir), params, config.progress)
     except BaseException:
         wx.finish_finetune_run(store, run_id, status="failed")
         raise
@@ -185,11 +229,12 @@ def _run_one(store: Store, config: _Training, subset: dict[str, Any], run_id: st
                            train_tokens=result.train_tokens, tokens_per_s=result.tokens_per_s,
                            device=result.device)
     out = {"run_id": run_id, "subset_id": subset["subset_id"], "size": subset["size"],
-           "snapshot_id": export["snapshot_id"], "output_dir": str(output_dir),
+           "snapshot_id": snapshot_id, "output_dir": str(output_dir), "arm": extra["arm"],
            "train": result.as_dict(), "eval": None}
     if config.eval_n > 0:
         ev = evaluate_task(str(output_dir), config.eval_set, config.eval_n, config.eval_seed,
-                           config.eval_batch_size, config.max_new_tokens, config.progress)
+                           config.eval_batch_size, config.max_new_tokens, config.progress,
+                           getattr(config, "threads", 0))
         _record_eval(store, ev, str(output_dir), config, run_id)
         wx.update_finetune_metrics(store, run_id, {"eval_set": ev.eval_set,
                                                    "accuracy": ev.accuracy,
@@ -207,10 +252,11 @@ def _new_run_id(prefix: str) -> str:
 def finetune_flow(config: FinetuneConfig) -> dict[str, Any]:
     """Fine-tune a student on a subset (drawn first when only a size is given) and
     evaluate it; the run, its loss curve and its score land in the warehouse."""
-    store = Store(config.warehouse)
-    if config.subset_id is None:
+    store = Store(config.warehouse or None)
+    if not config.subset_id:
         made = create_subsets(SubsetConfig(size=config.subset_size, strategy=config.strategy,
-                                           seed=config.seed, snapshot_id=config.snapshot_id,
+                                           seed=config.seed,
+                                           snapshot_id=config.snapshot_id or None,
                                            warehouse=str(store.path)))
         subset = made["subsets"][-1]
     else:
@@ -219,8 +265,16 @@ def finetune_flow(config: FinetuneConfig) -> dict[str, Any]:
         info = load_subset(store, config.subset_id)
         subset = {"subset_id": info.subset_id, "size": info.size}
     run_id = _new_run_id("ft")
-    output_dir = Path(config.output_root) / run_id
-    out = _run_one(store, config, subset, run_id, output_dir.resolve(), config.params())
+    output_dir = (Path(config.output_root) / run_id).resolve()
+    arm = None
+    if config.unverified_rate > 0:
+        from warehouse.subsets import load_subset
+
+        subset["snapshot_id"] = load_subset(store, subset["subset_id"]).snapshot_id
+        arm = _unverified_data(store, subset["subset_id"], output_dir / "data",
+                               config.unverified_rate, config.seed)
+    out = _run_one(store, config, subset, run_id, output_dir, training_params(config),
+                   arm=arm)
     _finetune_artifact(out)
     return out
 
@@ -230,13 +284,14 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     """Evaluate a model: it writes programs, the sandbox runs them, answers are compared."""
     if config.eval_n < 1:
         raise InputError("eval_n: an evaluation needs at least 1 question")
-    store = Store(config.warehouse)
+    store = Store(config.warehouse or None)
     ref = config.model
     if Path(ref).exists():
         ref = str(Path(ref).resolve())
     run_id = config.finetune_run_id or wx.finetune_run_for_output(store, ref)
     ev = evaluate_task(ref, config.eval_set, config.eval_n, config.eval_seed,
-                       config.eval_batch_size, config.max_new_tokens, config.progress)
+                       config.eval_batch_size, config.max_new_tokens, config.progress,
+                           getattr(config, "threads", 0))
     eval_id = _record_eval(store, ev, ref, config, run_id)
     create_markdown_artifact(markdown=_eval_markdown(ref, ev), key="evaluation",
                              description="Accuracy, execution errors and failures")
@@ -245,40 +300,77 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
 
 @flow(name="ladder")
 def ladder_flow(config: LadderConfig) -> dict[str, Any]:
-    """How much data does the student need: nested subsets, one model per size with the
-    same step budget, the base model as the zero point, a learning curve."""
-    store = Store(config.warehouse)
-    made = create_subsets(SubsetConfig(sizes=config.sizes, strategy=config.strategy,
-                                       seed=config.seed, snapshot_id=config.snapshot_id,
-                                       warehouse=str(store.path)))
+    """How much data does the student need, and which data: nested subsets per selection
+    strategy, one model per size with the same training settings, optionally an unverified
+    arm of the same sizes, the base model as the zero point, one curve per strategy/arm."""
+    store = Store(config.warehouse or None)
+    ladders = {strategy: create_subsets(SubsetConfig(
+        sizes=config.sizes if strategy == config.strategies[0] else
+        (config.arm_sizes or config.sizes), strategy=strategy, seed=config.seed,
+        snapshot_id=config.snapshot_id or None, warehouse=str(store.path)))
+        for strategy in config.strategies}
+    first = ladders[config.strategies[0]]
     ladder_id = _new_run_id("ladder")
     root = (Path(config.output_root) / ladder_id).resolve()
-    params = config.params()
+    params = training_params(config)
     base_ref = config.base_model
     if config.base_model == TINY:
         # One base for every rung (tokenizer from the largest subset, which contains the
         # others; one init seed), saved so each rung and the zero point load the same model.
         base_ref = str(root / "base")
-        _save_tiny_base(store, made["subsets"][-1]["subset_id"], base_ref, config.train_seed)
-        params.base_model = base_ref
-        params.learning_rate = config.learning_rate or 1e-3
+        _save_tiny_base(store, first["subsets"][-1]["subset_id"], base_ref, config.train_seed)
+        params = params.model_copy(update={"base_model": base_ref,
+                                           "learning_rate": params.resolved_lr()})
     zero: EvalResult | None = None
-    if config.eval_n > 0:
+    if config.eval_n > 0 and config.eval_base:
         zero = evaluate_task(base_ref, config.eval_set, config.eval_n, config.eval_seed,
-                             config.eval_batch_size, config.max_new_tokens, config.progress)
+                             config.eval_batch_size, config.max_new_tokens, config.progress,
+                           getattr(config, "threads", 0))
         _record_eval(store, zero, base_ref, config, None, {"ladder_id": ladder_id, "size": 0})
     rungs = []
-    for subset in made["subsets"]:
-        run_id = f"{ladder_id}-n{subset['size']}"
-        rungs.append(_run_one(store, config, subset, run_id, root / f"n{subset['size']}",
-                              params))
+    for strategy, made in ladders.items():
+        for subset in made["subsets"]:
+            if strategy != config.strategies[0] and not _at_arm_size(config, subset):
+                continue
+            name = f"{strategy}-n{subset['size']}"
+            rungs.append({**_run_one(store, config, subset, f"{ladder_id}-{name}",
+                                     root / name, params), "curve": strategy})
+    if config.unverified_rate > 0:
+        for subset in first["subsets"]:
+            if not _at_arm_size(config, subset):
+                continue
+            name = f"unverified-n{subset['size']}"
+            arm = _unverified_data(store, subset["subset_id"], root / name / "data",
+                                   config.unverified_rate, config.seed)
+            rungs.append({**_run_one(store, config, {**subset,
+                                                     "snapshot_id": first["snapshot_id"]},
+                                     f"{ladder_id}-{name}", root / name, params, arm=arm),
+                          "curve": f"unverified ({config.unverified_rate:.0%} wrong)"})
     rows = _ladder_rows(zero, rungs)
     curve = _plot_curve(rows, root / "curve.png", config)
-    result = {"ladder_id": ladder_id, "snapshot_id": made["snapshot_id"],
+    result = {"ladder_id": ladder_id, "snapshot_id": first["snapshot_id"],
               "base_model": config.base_model, "max_steps": config.max_steps,
-              "rows": rows, "curve_png": str(curve), "output_dir": str(root), "runs": rungs}
+              "epochs": config.epochs, "rows": rows, "curve_png": str(curve),
+              "output_dir": str(root), "runs": rungs}
     _ladder_artifacts(result, config)
     return result
+
+
+def _at_arm_size(config: LadderConfig, subset: dict[str, Any]) -> bool:
+    return not config.arm_sizes or subset["size"] in config.arm_sizes
+
+
+def _unverified_data(store: Store, subset_id: str, out: Path, rate: float,
+                     seed: int) -> dict[str, Any]:
+    """The subset's questions answered by the noisy teacher, unchecked, as an HF dataset:
+    what training on unverified teacher output of the same size looks like."""
+    from tasks.ladder import unverified_rows, write_rows
+    from warehouse.subsets import subset_examples
+
+    ids = [e.question_id for e in subset_examples(store, subset_id)]
+    rows, errors = unverified_rows(store.load_questions(ids), rate, seed)
+    return {"data": str(write_rows(rows, out)), "arm": "unverified", "error_rate": rate,
+            "wrong_examples": errors}
 
 
 def _save_tiny_base(store: Store, subset_id: str, out: str, seed: int) -> None:
@@ -290,26 +382,36 @@ def _save_tiny_base(store: Store, subset_id: str, out: str, seed: int) -> None:
 def _ladder_rows(zero: EvalResult | None, rungs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     if zero is not None:
-        rows.append({"examples": 0, "run_id": "base", "accuracy": round(zero.accuracy, 4),
-                     "exec_error_rate": round(zero.exec_error_rate, 4), "train_seconds": 0.0,
-                     "final_loss": None, "tokens_per_s": None})
+        rows.append({"curve": "base", "examples": 0, "run_id": "base",
+                     "accuracy": round(zero.accuracy, 4),
+                     "exec_error_rate": round(zero.exec_error_rate, 4),
+                     "no_program_rate": round(zero.no_program_rate, 4), "train_seconds": 0.0,
+                     "final_loss": None, "tokens_per_s": None,
+                     "questions_per_s": zero.questions_per_s})
     for r in rungs:
         ev = r["eval"] or {}
-        rows.append({"examples": r["size"], "run_id": r["run_id"],
+        rows.append({"curve": r.get("curve", "random"), "examples": r["size"],
+                     "run_id": r["run_id"],
                      "accuracy": round(ev.get("accuracy", float("nan")), 4),
                      "exec_error_rate": round(ev.get("exec_error_rate", float("nan")), 4),
+                     "no_program_rate": round(ev.get("no_program_rate", float("nan")), 4),
                      "train_seconds": r["train"]["train_seconds"],
                      "final_loss": None if r["train"]["final_loss"] is None
                      else round(r["train"]["final_loss"], 4),
-                     "tokens_per_s": r["train"]["tokens_per_s"]})
+                     "tokens_per_s": r["train"]["tokens_per_s"],
+                     "questions_per_s": ev.get("questions_per_s")})
     return rows
+
+
+def _budget(config: LadderConfig) -> str:
+    return (f"{config.max_steps} steps per size" if config.max_steps
+            else f"{config.epochs:g} epochs per size")
 
 
 def _plot_curve(rows: list[dict[str, Any]], path: Path, config: LadderConfig) -> Path:
     return plot_learning_curve(
         rows, path, ylabel=f"accuracy on {config.eval_set}",
-        title=f"{config.base_model}: {config.max_steps} steps per size, "
-              f"{config.strategy} subsets")
+        title=f"{config.base_model}: {_budget(config)}")
 
 
 def _finetune_artifact(out: dict[str, Any]) -> None:
@@ -345,11 +447,13 @@ def _ladder_artifacts(result: dict[str, Any], config: LadderConfig) -> None:
     import base64
 
     png = base64.b64encode(Path(result["curve_png"]).read_bytes()).decode()
-    header = ["examples", "accuracy", "exec_error_rate", "train_seconds", "final_loss",
-              "run_id"]
+    header = ["curve", "examples", "accuracy", "exec_error_rate", "no_program_rate",
+              "train_seconds", "final_loss", "run_id"]
     lines = [f"# Ladder `{result['ladder_id']}`", "",
-             f"Base model `{config.base_model}`, {config.max_steps} steps per size, "
-             f"{config.strategy} subsets of snapshot {result['snapshot_id']}, evaluated on "
+             f"Base model `{config.base_model}`, {_budget(config)}, "
+             f"{', '.join(config.strategies)} subsets of snapshot {result['snapshot_id']}"
+             + (f", unverified arm at {config.unverified_rate:.0%} wrong"
+                if config.unverified_rate else "") + ", evaluated on "
              f"{config.eval_set} (n={config.eval_n}).", "",
              f"![learning curve](data:image/png;base64,{png})", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -358,4 +462,5 @@ def _ladder_artifacts(result: dict[str, Any], config: LadderConfig) -> None:
     create_markdown_artifact(markdown="\n".join(lines), key="ladder-curve",
                              description="Accuracy vs training examples")
     create_table_artifact(table=result["rows"], key="ladder-table",
-                          description="One row per size; examples=0 is the base model")
+                          description="One row per curve and size; examples=0 is the base "
+                          "model")

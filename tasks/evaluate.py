@@ -2,12 +2,16 @@
 module compares the value with the gold answer.
 
 Greedy decoding, batched with left padding (so every row's new tokens start at the same
-column), prompts sorted by length so a batch pads little. Questions render through the same
-chat template and `tasks.render` functions as the training data.
+column) and the KV cache, prompts sorted by length so a batch pads little. A row stops at the
+end of its turn (eos) or as soon as its program's code fence closes: an untrained model
+otherwise writes prose until max_new_tokens, and a batch runs as long as its longest row.
+Questions render through the same chat template and `tasks.render` functions as the
+training data.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,6 +38,8 @@ class EvalResult:
     correct: int
     seconds: float
     generate_seconds: float
+    questions_per_s: float = 0.0
+    new_tokens: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -55,11 +61,32 @@ def load_eval_set(spec: str, n: int | None = None, seed: int = 0) -> list[Questi
     return [q for q in questions if q.gold_answer is not None]
 
 
+# An opening fence line, then a closing fence: the program is complete.
+_CLOSED_FENCE = re.compile(r"```[^\n`]*\n.*?```", re.S)
+
+
+def _program_end(tokenizer: Any, width: int) -> Any:
+    """A stopping criterion: per row, done once the generated text closes a code fence."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class ProgramEnd(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            texts = tokenizer.batch_decode(input_ids[:, width:], skip_special_tokens=True)
+            return torch.tensor([bool(_CLOSED_FENCE.search(t)) for t in texts],
+                                device=input_ids.device)
+
+    return ProgramEnd()
+
+
 def generate_completions(model: Any, tokenizer: Any, questions: Sequence[Question], *,
                          batch_size: int = 32, max_new_tokens: int = 256,
-                         progress: Callable[[int], None] | None = None) -> list[str]:
-    """Greedy completion (assistant turn text) for each question, in input order."""
+                         progress: Callable[[int], None] | None = None,
+                         stats: dict[str, int] | None = None) -> list[str]:
+    """Greedy completion (assistant turn text) for each question, in input order.
+    `stats["new_tokens"]` counts the generated tokens (padding after a stop excluded)."""
     import torch
+    from transformers import StoppingCriteriaList
 
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
@@ -81,9 +108,14 @@ def generate_completions(model: Any, tokenizer: Any, questions: Sequence[Questio
         width = enc["input_ids"].shape[1]
         new = max_new_tokens if not limit else max(1, min(max_new_tokens, limit - width))
         with torch.inference_mode():
-            gen = model.generate(**enc, do_sample=False, max_new_tokens=new,
+            gen = model.generate(**enc, do_sample=False, max_new_tokens=new, use_cache=True,
                                  eos_token_id=tokenizer.eos_token_id,
-                                 pad_token_id=tokenizer.pad_token_id)
+                                 pad_token_id=tokenizer.pad_token_id,
+                                 stopping_criteria=StoppingCriteriaList(
+                                     [_program_end(tokenizer, width)]))
+        if stats is not None:
+            stats["new_tokens"] = stats.get("new_tokens", 0) + int(
+                (gen[:, width:] != tokenizer.pad_token_id).sum())
         texts = tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
         for i, text in zip(idx, texts, strict=True):
             out[i] = text
@@ -94,7 +126,7 @@ def generate_completions(model: Any, tokenizer: Any, questions: Sequence[Questio
 
 def score(questions: Sequence[Question], completions: Sequence[str], *, eval_set: str = "",
           exec_timeout_s: float = 2.0, max_failures: int = 20,
-          generate_seconds: float = 0.0) -> EvalResult:
+          generate_seconds: float = 0.0, new_tokens: int = 0) -> EvalResult:
     """Run the programs in `completions` in the sandbox and compare with the gold answers."""
     t0 = time.perf_counter()
     programs = [extract_program(c) for c in completions]
@@ -121,11 +153,13 @@ def score(questions: Sequence[Question], completions: Sequence[str], *, eval_set
                              "error": (res.error[:200] if res is not None else ""),
                              "completion": completions[i][:500]})
     n = len(questions)
+    seconds = generate_seconds + time.perf_counter() - t0
     return EvalResult(eval_set=eval_set, n=n, accuracy=correct / n if n else 0.0,
                       exec_error_rate=exec_errors / n if n else 0.0,
                       no_program_rate=no_program / n if n else 0.0, correct=correct,
-                      seconds=round(generate_seconds + time.perf_counter() - t0, 3),
-                      generate_seconds=round(generate_seconds, 3), failures=failures)
+                      seconds=round(seconds, 3), generate_seconds=round(generate_seconds, 3),
+                      questions_per_s=round(n / seconds, 3) if seconds else 0.0,
+                      new_tokens=new_tokens, failures=failures)
 
 
 def evaluate_model(model: Any, tokenizer: Any, questions: Sequence[Question], *,
@@ -133,20 +167,27 @@ def evaluate_model(model: Any, tokenizer: Any, questions: Sequence[Question], *,
                    exec_timeout_s: float = 2.0,
                    progress: Callable[[int], None] | None = None) -> EvalResult:
     t0 = time.perf_counter()
+    stats: dict[str, int] = {}
     completions = generate_completions(model, tokenizer, questions, batch_size=batch_size,
-                                       max_new_tokens=max_new_tokens, progress=progress)
+                                       max_new_tokens=max_new_tokens, progress=progress,
+                                       stats=stats)
     return score(questions, completions, eval_set=eval_set, exec_timeout_s=exec_timeout_s,
-                 generate_seconds=time.perf_counter() - t0)
+                 generate_seconds=time.perf_counter() - t0,
+                 new_tokens=stats.get("new_tokens", 0))
 
 
-def evaluate_path(model_ref: str, questions: Sequence[Question], **kwargs: Any) -> EvalResult:
-    """Evaluate a saved model (local dir or HF id), on the GPU when there is one."""
+def evaluate_path(model_ref: str, questions: Sequence[Question], *, threads: int = 0,
+                  **kwargs: Any) -> EvalResult:
+    """Evaluate a saved model (local dir, alias or HF id), on the GPU when there is one;
+    `threads` > 0 sets torch's CPU threads."""
     import torch
 
     from tasks.finetune import device_info
     from tasks.student import load_student
 
     device, bf16 = device_info()
+    if threads and device == "cpu":
+        torch.set_num_threads(threads)
     model, tokenizer = load_student(model_ref, dtype=torch.bfloat16 if bf16 else None)
     model.to(device)
     return evaluate_model(model, tokenizer, questions, **kwargs)

@@ -11,14 +11,21 @@ on that token never learns to stop.
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.student import TINY, as_prompt_completion, build_tiny_student, conversation_texts
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.student import (
+    BASE_MODEL_HELP,
+    TINY,
+    as_prompt_completion,
+    build_tiny_student,
+    conversation_texts,
+)
 
 IGNORE = -100
 
@@ -28,29 +35,60 @@ class ChatTemplateError(ValueError):
     inside it): training would run, and the model would never learn to stop."""
 
 
-@dataclass
-class FinetuneParams:
-    base_model: str = TINY
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    epochs: float = 1.0
-    max_steps: int | None = None  # set: a fixed step budget that overrides epochs
-    learning_rate: float | None = None  # None: 1e-3 tiny, 2e-4 LoRA, 2e-5 full fine-tune
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 1024
-    warmup_ratio: float = 0.05
-    seed: int = 0
-    logging_steps: int = 5
-    save_checkpoints: bool = False  # intermediate checkpoints; the final model is always saved
+class TrainParams(BaseModel):
+    """How one student is trained: the one declaration read by the flows, their Prefect UI
+    form and the CLI (flows/cli/options.py), and stored flat in finetune_runs.params.
+
+    Sentinels instead of `None` (0 means "automatic") keep every field a plain number in the
+    UI form. Order: which model, then how to train it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str = Field(TINY, description=BASE_MODEL_HELP)
+    lora: bool = Field(False, description="train LoRA adapters (peft) instead of all weights")
+    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha/r)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
+    lora_targets: str = Field("auto", description="comma-separated module names that get "
+                              "adapters, 'all-linear', or 'auto' (attention and MLP "
+                              "projections; GPT-2: c_attn, c_proj)")
+    trainable_layers: int = Field(0, ge=0, description="train only the top N transformer "
+                                  "layers (LoRA or full): no backward pass below them; "
+                                  "0: all layers")
+    epochs: float = Field(3.0, gt=0, description="passes over the data (ignored when "
+                          "max_steps > 0)")
+    max_steps: int = Field(0, ge=0, description="fixed optimizer-step budget; 0: use epochs")
+    learning_rate: float = Field(0.0, ge=0, description="peak learning rate; 0: automatic "
+                                 "(1e-3 tiny, 1e-3 LoRA, 2e-5 full fine-tune)")
+    batch_size: int = Field(8, ge=1, le=4096, description="examples per forward pass")
+    grad_accum: int = Field(1, ge=1, le=1024, description="forward passes per optimizer step")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of the steps with a "
+                                "linear learning-rate warmup")
+    max_length: int = Field(1024, ge=32, description="examples are cut to this many tokens "
+                            "(capped at the model's context); one cut before its end-of-turn "
+                            "token among the first rows stops training before it starts")
+    group_by_length: bool = Field(True, description="batch examples of similar length "
+                                  "together (less padding)")
+    threads: int = Field(0, ge=0, description="CPU threads for torch; 0: torch's default "
+                         "(all cores). On a machine shared with other jobs 1 is faster: "
+                         "threads that wait on each other spin")
+    train_seed: int = Field(0, description="seed of initialisation, shuffling and dropout")
+    logging_steps: int = Field(5, ge=1, description="steps between loss-curve points")
+    save_checkpoints: bool = Field(False, description="keep intermediate checkpoints (the "
+                                   "final model is always saved)")
 
     def resolved_lr(self) -> float:
-        if self.learning_rate is not None:
+        if self.learning_rate > 0:
             return self.learning_rate
         if self.base_model == TINY:
             return 1e-3
-        return 2e-4 if self.lora else 2e-5
+        # LoRA on a small instruct model: 2e-4 (the usual default) learned the format but
+        # not the formulas in one pilot on this data; 1e-3 learns both (BENCHMARKS.md).
+        return 1e-3 if self.lora else 2e-5
+
+    def stored(self) -> dict[str, Any]:
+        """Flat JSON of the settings as run (finetune_runs.params; views read its keys)."""
+        return {**self.model_dump(), "learning_rate": self.resolved_lr()}
 
 
 @dataclass
@@ -131,19 +169,54 @@ def check_label_mask(tokenizer: Any, input_ids: list[int], labels: list[int],
             "out of the loss; the model would never learn to stop")
 
 
-def _lora_config(params: FinetuneParams, model: Any) -> Any:
+def n_layers(model: Any) -> int:
+    config = model.config
+    return int(getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 0))
+
+
+def lora_targets(params: TrainParams, model: Any) -> list[str] | str:
+    """Module names that get adapters: as given, or for 'auto' the attention and MLP
+    projections (GPT-2 fuses q/k/v in one Conv1D: c_attn, c_proj, c_fc)."""
+    if params.lora_targets not in ("", "auto"):
+        return "all-linear" if params.lora_targets == "all-linear" else \
+            [t.strip() for t in params.lora_targets.split(",") if t.strip()]
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    llama = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    return [t for t in llama if t in names] or [t for t in ("c_attn", "c_proj", "c_fc")
+                                               if t in names] or "all-linear"
+
+
+def top_layers(params: TrainParams, model: Any) -> list[int] | None:
+    """Indices of the trained layers when only the top ones train, else None."""
+    total = n_layers(model)
+    if not params.trainable_layers or not total or params.trainable_layers >= total:
+        return None
+    return list(range(total - params.trainable_layers, total))
+
+
+def _lora_config(params: TrainParams, model: Any) -> Any:
     from peft import LoraConfig
 
-    # GPT-2 fuses q/k/v in one Conv1D; most others name their projections.
-    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-    targets = [t for t in ("q_proj", "k_proj", "v_proj", "o_proj") if t in names] or \
-        [t for t in ("c_attn", "c_proj") if t in names] or "all-linear"
-    return LoraConfig(r=params.lora_r, lora_alpha=params.lora_alpha, lora_dropout=0.0,
-                      target_modules=targets, task_type="CAUSAL_LM",
-                      fan_in_fan_out="c_attn" in names)
+    targets = lora_targets(params, model)
+    layers = top_layers(params, model)
+    return LoraConfig(r=params.lora_r, lora_alpha=params.lora_alpha,
+                      lora_dropout=params.lora_dropout, target_modules=targets,
+                      task_type="CAUSAL_LM", layers_to_transform=layers,
+                      fan_in_fan_out=isinstance(targets, list) and "c_attn" in targets)
 
 
-def make_trainer(dataset: Any, output_dir: str | Path, params: FinetuneParams,
+def freeze_below(model: Any, layers: list[int]) -> None:
+    """Full fine-tune of the top layers only: the embeddings (and a head tied to them) and
+    the lower layers are frozen, so autograd stops at the lowest trained layer; the top
+    layers and the final norm train."""
+    keep = tuple(f".{i}." for i in layers)
+    for name, param in model.named_parameters():
+        final_norm = ".layers." not in name and ".h." not in name and (
+            "norm" in name or "ln_f" in name)
+        param.requires_grad = any(k in name for k in keep) or final_norm
+
+
+def make_trainer(dataset: Any, output_dir: str | Path, params: TrainParams,
                  model: Any = None, tokenizer: Any = None, callbacks: list[Any] | None = None,
                  progress: bool = False) -> Any:
     """An SFTTrainer ready to train: model built/loaded, data prepared, label mask checked.
@@ -155,13 +228,19 @@ def make_trainer(dataset: Any, output_dir: str | Path, params: FinetuneParams,
     from tasks.student import load_student
 
     device, bf16 = device_info()
+    if params.threads and device == "cpu":
+        torch.set_num_threads(params.threads)
     rows = to_training_rows(dataset)
     if model is None:
         if params.base_model == TINY:
-            model, tokenizer = build_tiny_student(conversation_texts(rows), seed=params.seed)
+            model, tokenizer = build_tiny_student(conversation_texts(rows),
+                                                  seed=params.train_seed)
         else:
             model, tokenizer = load_student(
                 params.base_model, dtype=torch.bfloat16 if bf16 and not params.lora else None)
+    layers = top_layers(params, model)
+    if layers and not params.lora:
+        freeze_below(model, layers)
     steps = params.max_steps if params.max_steps else -1
     # Longer sequences than the model's context would fail inside the position embedding.
     context = getattr(model.config, "n_positions", None) or getattr(
@@ -174,7 +253,7 @@ def make_trainer(dataset: Any, output_dir: str | Path, params: FinetuneParams,
         learning_rate=params.resolved_lr(),
         per_device_train_batch_size=params.batch_size,
         gradient_accumulation_steps=params.grad_accum,
-        warmup_steps=math.ceil(params.warmup_ratio * max(steps, 1)) if steps > 0 else 0,
+        warmup_steps=params.warmup_ratio,  # a float < 1: that share of the total steps
         lr_scheduler_type="linear",
         max_length=max_length,
         completion_only_loss=True,
@@ -187,8 +266,9 @@ def make_trainer(dataset: Any, output_dir: str | Path, params: FinetuneParams,
         save_strategy="steps" if params.save_checkpoints else "no",
         save_steps=max(steps // 4, 50) if steps > 0 else 500,
         report_to="none",
-        seed=params.seed,
-        data_seed=params.seed,
+        seed=params.train_seed,
+        data_seed=params.train_seed,
+        train_sampling_strategy="group_by_length" if params.group_by_length else "random",
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
         disable_tqdm=not progress,
@@ -251,7 +331,7 @@ def train(trainer: Any, output_dir: str | Path, *, merge_lora: bool = True) -> F
                                           if isinstance(v, int | float)})
 
 
-def finetune(dataset: Any, output_dir: str | Path, params: FinetuneParams,
+def finetune(dataset: Any, output_dir: str | Path, params: TrainParams,
              model: Any = None, tokenizer: Any = None,
              callbacks: list[Any] | None = None, progress: bool = False) -> FinetuneResult:
     """Fine-tune `params.base_model` (or the given model) on `dataset`; the trained model

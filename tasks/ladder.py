@@ -1,5 +1,5 @@
-"""The work of a data-size ladder that is not training itself: the shared starting model and
-the learning-curve plot."""
+"""The work of a data-size ladder that is not training itself: the shared starting model, the
+unverified arm's training data and the learning-curve plot."""
 
 from __future__ import annotations
 
@@ -21,26 +21,64 @@ def save_tiny_base(examples: Sequence[Any], out: str | Path, seed: int) -> Path:
     return Path(out)
 
 
+def unverified_rows(questions: Sequence[Any], error_rate: float,
+                    seed: int) -> tuple[list[dict[str, Any]], int]:
+    """(prompt/completion rows, how many are wrong): the noisy teacher's programs for these
+    questions, taken as they come (no execution, no check), as the unverified arm trains."""
+    from tasks.student import example_messages
+    from tasks.teachers.noisy import NoisyTeacher
+
+    made = NoisyTeacher(error_rate=error_rate, seed=seed).run(list(questions))
+    by_id = {q.question_id: q for q in questions}
+    rows = []
+    for s in made.kept:
+        q = by_id[s.question_id]
+        turns = example_messages(q.text, q.context, s.program or "")
+        rows.append({"prompt": turns[:2], "completion": turns[2:]})
+    return rows, sum(1 for s in made.kept if s.meta.get("error_kind"))
+
+
+def write_rows(rows: Sequence[dict[str, Any]], out: str | Path) -> Path:
+    """Rows saved as an HF dataset (what the trainer loads)."""
+    from datasets import Dataset
+
+    Dataset.from_list(list(rows)).save_to_disk(str(out))
+    return Path(out)
+
+
 def plot_learning_curve(rows: Sequence[dict[str, Any]], path: Path, *, title: str,
                         ylabel: str) -> Path:
-    """Accuracy against training examples (rows with `examples` and `accuracy`) as a PNG."""
+    """Accuracy against training examples as a PNG, one line per `curve` (strategy or arm);
+    the `base` row (examples=0) is every line's starting point."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    xs = [r["examples"] for r in rows]
-    ys = [r["accuracy"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    base = [r for r in rows if r.get("curve") == "base" or r["examples"] == 0][:1]
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r not in base:
+            curves.setdefault(r.get("curve") or "random", []).append(r)
+    xs_all = [r["examples"] for r in rows]
+    ys_all = [r["accuracy"] for r in rows if r["accuracy"] == r["accuracy"]]
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=100)
+    for name, points in curves.items():
+        points = base + sorted(points, key=lambda r: r["examples"])
+        ax.plot([r["examples"] for r in points], [r["accuracy"] for r in points],
+                marker="o", label=name)
+    if not curves and base:
+        ax.plot([0], [base[0]["accuracy"]], marker="o", label="base")
     # symlog keeps the base model's zero point on a log-scaled size axis.
-    ax.plot(xs, ys, marker="o")
-    ax.set_xscale("symlog", linthresh=max(1, min([x for x in xs if x] or [1])))
+    ax.set_xscale("symlog", linthresh=max(1, min([x for x in xs_all if x] or [1])))
     ax.set_xlabel("training examples")
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, max(1e-3, max(ys) * 1.15 if ys else 1))
+    ax.set_ylim(0, max(1e-3, max(ys_all) * 1.15 if ys_all else 1))
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

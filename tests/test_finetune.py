@@ -16,7 +16,7 @@ from tasks.evaluate import evaluate_model, load_eval_set, score
 from tasks.finetune import (
     IGNORE,
     ChatTemplateError,
-    FinetuneParams,
+    TrainParams,
     check_label_mask,
     completion_label_mask,
     finetune,
@@ -67,7 +67,7 @@ def test_completion_only_mask(procedural_rows, tmp_path):
     # What the SFTTrainer will really train on agrees with it (checked inside make_trainer
     # too, which would raise).
     trainer = make_trainer(Dataset.from_list(procedural_rows[:4]), tmp_path / "m",
-                           FinetuneParams(max_steps=1, batch_size=2), model=model,
+                           TrainParams(max_steps=1, batch_size=2), model=model,
                            tokenizer=tok)
     assert trainer.train_dataset[0]["labels"] == labels
 
@@ -83,7 +83,7 @@ def test_completion_only_mask(procedural_rows, tmp_path):
     tok.eos_token = "<|endoftext|>"
     with pytest.raises(ChatTemplateError, match="end-of-turn"):
         make_trainer(Dataset.from_list(procedural_rows[:4]), tmp_path / "m2",
-                     FinetuneParams(max_steps=1, batch_size=2), model=model, tokenizer=tok)
+                     TrainParams(max_steps=1, batch_size=2), model=model, tokenizer=tok)
 
 
 def test_evaluation_executes_generated_programs(tmp_path):
@@ -99,7 +99,7 @@ def test_evaluation_executes_generated_programs(tmp_path):
     model, tok = build_tiny_student(conversation_texts(rows), n_layer=2, n_embd=128, n_head=4,
                                     vocab_size=1024)
     result = finetune(Dataset.from_list(rows), tmp_path / "m",
-                      FinetuneParams(max_steps=60, batch_size=4, learning_rate=3e-3,
+                      TrainParams(max_steps=60, batch_size=4, learning_rate=3e-3,
                                      warmup_ratio=0.0, logging_steps=10),
                       model=model, tokenizer=tok)
     assert result.final_loss < 0.2 < 5 < result.first_loss
@@ -173,9 +173,10 @@ def test_gpu_ladder_script_cpu_mode(warehouse, tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "mode=cpu base=tiny" in out.stdout
-    lines = [ln.split() for ln in out.stdout.splitlines() if ln.strip()[:2] in ("0 ", "16",
-                                                                               "32")]
-    assert [ln[0] for ln in lines] == ["0", "16", "32"]
+    lines = [ln.split() for ln in out.stdout.splitlines()
+             if ln.split()[:1] in (["base"], ["random"])]
+    assert [(ln[0], ln[1]) for ln in lines] == [("base", "0"), ("random", "16"),
+                                                ("random", "32")]
     curve = Path(out.stdout.split("curve: ")[1].split()[0])
     assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -189,3 +190,59 @@ def test_gpu_ladder_script_cpu_mode(warehouse, tmp_path):
         "select count(*) from evaluations where finetune_run_id is null "
         "and params ->> 'size' = '0'")
     assert base == [(1,)]
+
+
+def test_configs_fill_the_form_in_order_and_type_plainly():
+    """The UI form (the JSON schema Prefect renders) lists fields as a user fills them and
+    has no field that needs a type chooser (anyOf) before a value can be typed; the CLI
+    offers every training field as a flag."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from flows.finetune import EvaluateConfig, FinetuneConfig, LadderConfig
+    from tasks.finetune import TrainParams
+
+    order = list(FinetuneConfig.model_fields)
+    assert order[:5] == ["subset_id", "subset_size", "strategy", "seed", "snapshot_id"]
+    assert order.index("base_model") < order.index("lora_r") < order.index("eval_set") \
+        < order.index("output_root")
+    assert list(LadderConfig.model_fields)[:2] == ["sizes", "strategies"]
+    for cls in (FinetuneConfig, LadderConfig, EvaluateConfig):
+        props = cls.model_json_schema()["properties"]
+        assert not [k for k, v in props.items() if "anyOf" in v], cls
+        assert all(v.get("description") for v in props.values()), cls
+    res = CliRunner().invoke(app, ["finetune", "--help"], terminal_width=250)
+    for name in TrainParams.model_fields:
+        assert f"--{name.replace('_', '-')}" in res.output, name
+    bad = CliRunner().invoke(app, ["finetune", "--subset-size", "5", "--lora-r", "0"])
+    assert bad.exit_code == 2 and "--lora-r: Input should be greater than or equal to 1" \
+        in bad.output
+
+
+def test_ladder_strategies_and_unverified_arm(warehouse, tmp_path):
+    """Two strategies and the unverified arm in one ladder: one curve each on one plot,
+    every rung in experiment_results, the unverified arm's data from the noisy teacher."""
+    from datasets import load_from_disk
+
+    from flows.finetune import LadderConfig, ladder_flow
+    from warehouse import Store
+
+    out = ladder_flow(LadderConfig(
+        sizes=[16, 32], strategies=["random", "difficulty"], unverified_rate=0.5,
+        arm_sizes=[16], max_steps=3, batch_size=8, eval_n=4, max_new_tokens=24,
+        warehouse=str(warehouse), output_root=str(tmp_path / "models")))
+    curves = [(r["curve"], r["examples"]) for r in out["rows"]]
+    assert curves == [("base", 0), ("random", 16), ("random", 32), ("difficulty", 16),
+                      ("unverified (50% wrong)", 16)]
+    assert Path(out["curve_png"]).read_bytes()[:4] == b"\x89PNG"
+    arm = next(r for r in out["runs"] if r["arm"] == "unverified")
+    data = load_from_disk(str(Path(arm["output_dir"]) / "data"))
+    assert len(data) == 16
+    _, rows = Store(warehouse).query(
+        "select run_id, f.params ->> 'arm', f.params ->> 'wrong_examples', e.max_steps "
+        "from experiment_results e join finetune_runs f using (run_id) "
+        "where run_id like ? order by run_id",
+        [out["ladder_id"] + "%"])
+    by_arm = {r[1]: r for r in rows}
+    assert len(rows) == 4 and set(by_arm) == {"verified", "unverified"}
+    assert 0 < int(by_arm["unverified"][2]) < 16 and {r[3] for r in rows} == {3}

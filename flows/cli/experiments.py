@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.app import Warehouse, app, fail, quiet_prefect
+from flows.cli.options import options_from
 from tasks.errors import InputError
 
 # ---- subset / export commands (parts 1-2 of issue 4): keep this block contiguous --------
@@ -118,72 +119,46 @@ def export(
 # ---- finetune / evaluate / ladder commands (parts 3-5 of issue 4): keep this block contiguous
 
 
-def _experiment_config(cls: type, **fields: object) -> object:
-    """Build a flow config; a bad value is one line naming the option."""
-    from pydantic import ValidationError
-
-    try:
-        return cls(**{k: v for k, v in fields.items() if v is not None})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = "-".join(str(p) for p in err["loc"][:1]).replace("_", "-")
-        fail(f"--{loc}: {err['msg']}" if loc else err["msg"])
+# Options generated from the flow configs (flows/cli/options.py): every field is a flag of
+# the same name. Older spellings stay as aliases.
+_ALIASES = {"subset_id": ["--subset"], "eval_set": ["--eval"], "learning_rate": ["--lr"],
+            "warehouse": ["-w"]}
+_ENV = {"warehouse": "DISTILLERY_WAREHOUSE"}
 
 
-def _check_eval_set(spec: str) -> None:
+def _check_config(config: object) -> None:
+    """Before a flow starts: a wrong eval set or an uninstalled model alias is one line."""
     from tasks.evaluate import load_eval_set
+    from tasks.student import ALIASES, gguf_file
 
     try:
-        load_eval_set(spec, n=1)
+        if getattr(config, "eval_n", 0):
+            load_eval_set(config.eval_set, n=1)
+        for ref in (getattr(config, "base_model", None), getattr(config, "model", None)):
+            if ref in ALIASES:
+                gguf_file(ref)
     except InputError as exc:
-        fail(str(exc))
+        raise ValueError(str(exc)) from None
 
 
 def _echo_eval(ev: dict) -> None:
     typer.echo(f"  {ev['eval_set']} (n={ev['n']}): accuracy {ev['accuracy']:.3f}, "
                f"exec errors {ev['exec_error_rate']:.3f}, no program "
-               f"{ev['no_program_rate']:.3f}  ({ev['seconds']:.1f}s)")
+               f"{ev['no_program_rate']:.3f}  ({ev['seconds']:.1f}s, "
+               f"{ev.get('questions_per_s', 0):.2f} questions/s)")
 
 
-EvalSet = Annotated[str, typer.Option("--eval", help="procedural-heldout | gsm8k:PATH | "
-                                      "tatqa:PATH | jsonl:PATH | hf:NAME[:SPLIT]")]
-BaseModelOpt = Annotated[str, typer.Option(help="'tiny' (offline student built from a config), "
-                                           "an HF model id or a local path")]
+from flows.finetune import EvaluateConfig, FinetuneConfig, LadderConfig  # noqa: E402
 
 
 @app.command()
-def finetune(
-    subset_id: Annotated[str | None, typer.Option("--subset", help="subset id")] = None,
-    subset_size: Annotated[int | None, typer.Option(help="draw a subset of this size from "
-                                                    "the snapshot first")] = None,
-    strategy: Annotated[str, typer.Option(help="with --subset-size: random | stratified | "
-                                          "diversity | difficulty")] = "random",
-    seed: Annotated[int, typer.Option(help="with --subset-size: selection seed")] = 0,
-    base_model: BaseModelOpt = "tiny",
-    lora: Annotated[bool, typer.Option("--lora", help="LoRA adapters (peft)")] = False,
-    epochs: Annotated[float, typer.Option(help="epochs (ignored with --max-steps)")] = 1.0,
-    max_steps: Annotated[int | None, typer.Option(help="fixed step budget")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr", "--learning-rate",
-                                                        help="default by model/LoRA")] = None,
-    batch_size: Annotated[int, typer.Option(help="examples per step")] = 8,
-    eval_set: EvalSet = "procedural-heldout",
-    eval_n: Annotated[int, typer.Option(help="questions to evaluate (0: skip)")] = 200,
-    output_root: Annotated[Path, typer.Option(help="models go to <root>/<run_id>")
-                           ] = Path("data/models"),
-    warehouse: Warehouse = None,
-) -> None:
+@options_from(FinetuneConfig, fixed={"progress": True}, extra_flags=_ALIASES, envvars=_ENV,
+              check=_check_config)
+def finetune(config: FinetuneConfig) -> None:
     """Fine-tune a student on a subset (TRL SFT, completion-only loss) and evaluate it."""
     quiet_prefect()
-    from flows.finetune import FinetuneConfig, finetune_flow
+    from flows.finetune import finetune_flow
 
-    config = _experiment_config(
-        FinetuneConfig, subset_id=subset_id, subset_size=subset_size, strategy=strategy,
-        seed=seed, base_model=base_model, lora=lora, epochs=epochs, max_steps=max_steps,
-        learning_rate=learning_rate, batch_size=batch_size, eval_set=eval_set, eval_n=eval_n,
-        output_root=str(output_root), warehouse=str(warehouse) if warehouse else None,
-        progress=True)
-    if eval_n:
-        _check_eval_set(eval_set)
     try:
         out = finetune_flow(config)
     except InputError as exc:
@@ -199,25 +174,18 @@ def finetune(
 
 
 @app.command()
-def evaluate(
-    model: Annotated[str, typer.Option(help="model directory (data/models/<run>), local "
-                                       "path or HF id")],
-    eval_set: EvalSet = "procedural-heldout",
-    n: Annotated[int, typer.Option(help="questions (file sets: the first n)")] = 200,
-    batch_size: Annotated[int, typer.Option(help="generation batch")] = 32,
-    max_new_tokens: Annotated[int, typer.Option(help="tokens per answer")] = 256,
-    warehouse: Warehouse = None,
-) -> None:
+@options_from(EvaluateConfig, fixed={"progress": True},
+              extra_flags={**_ALIASES, "eval_n": ["--n"], "eval_batch_size": ["--batch-size"]},
+              envvars=_ENV, check=_check_config)
+def evaluate(config: EvaluateConfig) -> None:
     """Evaluate a model: it writes programs, the sandbox runs them, answers are compared."""
     quiet_prefect()
-    from flows.finetune import EvaluateConfig, evaluate_flow
+    from flows.finetune import evaluate_flow
 
-    config = _experiment_config(EvaluateConfig, model=model, eval_set=eval_set, eval_n=n,
-                                eval_batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                warehouse=str(warehouse) if warehouse else None,
-                                progress=True)
-    _check_eval_set(eval_set)
-    out = evaluate_flow(config)
+    try:
+        out = evaluate_flow(config)
+    except InputError as exc:
+        fail(str(exc))
     typer.echo(f"evaluation {out['eval_id']} of {out['model']}"
                + (f" (run {out['finetune_run_id']})" if out["finetune_run_id"] else ""))
     _echo_eval(out)
@@ -227,45 +195,27 @@ def evaluate(
 
 
 @app.command()
-def ladder(
-    sizes: Annotated[str, typer.Option(help="subset sizes, e.g. 250,1000,4000")
-                     ] = "250,1000,4000",
-    strategy: Annotated[str, typer.Option(help="random | stratified | diversity | "
-                                          "difficulty")] = "random",
-    seed: Annotated[int, typer.Option(help="selection seed")] = 0,
-    base_model: BaseModelOpt = "tiny",
-    lora: Annotated[bool, typer.Option("--lora", help="LoRA adapters (peft)")] = False,
-    max_steps: Annotated[int, typer.Option(help="the same step budget for every size")] = 300,
-    learning_rate: Annotated[float | None, typer.Option("--lr", "--learning-rate")] = None,
-    batch_size: Annotated[int, typer.Option(help="examples per step")] = 8,
-    eval_set: EvalSet = "procedural-heldout",
-    eval_n: Annotated[int, typer.Option(help="questions per evaluation")] = 200,
-    max_new_tokens: Annotated[int, typer.Option(help="tokens per answer")] = 256,
-    output_root: Annotated[Path, typer.Option(help="ladder goes to <root>/ladder-<id>")
-                           ] = Path("data/models"),
-    warehouse: Warehouse = None,
-) -> None:
-    """Learning curve: one model per nested subset size, same step budget, base model as
-    the zero point; writes curve.png and Prefect artifacts."""
+@options_from(LadderConfig, fixed={"progress": True},
+              extra_flags={**_ALIASES, "strategies": ["--strategy"]}, envvars=_ENV,
+              check=_check_config)
+def ladder(config: LadderConfig) -> None:
+    """Learning curves: one model per nested subset size and strategy (and an unverified
+    arm), the same training settings for every rung, the base model as the zero point;
+    writes curve.png and Prefect artifacts."""
     quiet_prefect()
-    from flows.finetune import LadderConfig, ladder_flow
+    from flows.finetune import ladder_flow
 
-    config = _experiment_config(
-        LadderConfig, sizes=_parse_sizes(None, sizes), strategy=strategy, seed=seed,
-        base_model=base_model, lora=lora, max_steps=max_steps, learning_rate=learning_rate,
-        batch_size=batch_size, eval_set=eval_set, eval_n=eval_n,
-        max_new_tokens=max_new_tokens, output_root=str(output_root),
-        warehouse=str(warehouse) if warehouse else None, progress=True)
-    _check_eval_set(eval_set)
     try:
         out = ladder_flow(config)
     except InputError as exc:
         fail(str(exc))
-    typer.echo(f"ladder {out['ladder_id']}: {out['base_model']}, {out['max_steps']} steps "
-               f"per size, snapshot {out['snapshot_id']}")
-    typer.echo(f"  {'examples':>8}  {'accuracy':>8}  {'exec_err':>8}  {'train_s':>8}  run")
+    budget = (f"{out['max_steps']} steps" if out["max_steps"] else f"{out['epochs']:g} epochs")
+    typer.echo(f"ladder {out['ladder_id']}: {out['base_model']}, {budget} per size, "
+               f"snapshot {out['snapshot_id']}")
+    typer.echo(f"  {'curve':<22}  {'examples':>8}  {'accuracy':>8}  {'exec_err':>8}  "
+               f"{'train_s':>8}  run")
     for r in out["rows"]:
-        typer.echo(f"  {r['examples']:>8}  {r['accuracy']:>8.3f}  {r['exec_error_rate']:>8.3f}"
-                   f"  {r['train_seconds']:>8.1f}  {r['run_id']}")
+        typer.echo(f"  {r['curve']:<22}  {r['examples']:>8}  {r['accuracy']:>8.3f}  "
+                   f"{r['exec_error_rate']:>8.3f}  {r['train_seconds']:>8.1f}  {r['run_id']}")
     typer.echo(f"  curve: {out['curve_png']}")
 # ---- end of finetune / evaluate / ladder commands --------------------------------------------

@@ -1,0 +1,251 @@
+"""Does the data teach? A real pretrained student (SmolLM2-135M-Instruct, LoRA, CPU) trained
+on Distillery's procedural data: a learning curve, what curation buys, what selection buys.
+
+    .venv/bin/python bench/outcome.py            # about an hour or more on 2 CPU cores
+
+On fresh warehouses under bench/out/outcome/, with the same training settings for every
+rung (the real flows: refresh, ladder, finetune, evaluate; everything lands in the
+warehouse's experiment tables too):
+- learning curve: the base model (0 examples) and random subsets of --sizes, accuracy,
+  execution-error and no-program rates on procedural-heldout (held-out phrasings);
+- curation ablation at the middle size: verified (the curve's rung) vs unverified (the noisy
+  teacher's programs for the same questions, --noise of them wrong, not checked) vs verified
+  without semantic dedup (a second warehouse refreshed with the threshold at 1.0);
+- selection at the middle size: random vs diversity vs difficulty;
+- GSM8K test (first --gsm8k-n) for the base and the top rung.
+Writes the `outcome` section of BENCHMARKS.md and the curve beside it (outcome_curve.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+# On a loaded machine the ephemeral Prefect server takes longer than the default 20 s.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._report import BENCHMARKS, markdown_table, write_section  # noqa: E402
+
+GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _train_fields(args: argparse.Namespace) -> dict:
+    return dict(base_model="smollm2-135m", lora=True, lora_r=args.lora_r,
+                lora_alpha=2 * args.lora_r, trainable_layers=args.layers, epochs=args.epochs,
+                learning_rate=args.lr, batch_size=args.batch, threads=args.threads,
+                eval_n=args.eval_n, max_new_tokens=args.max_new_tokens, eval_batch_size=16)
+
+
+def _ev_row(curve: str, examples: int, ev: dict, train_s: float) -> dict:
+    return {"curve": curve, "examples": examples, "accuracy": round(ev["accuracy"], 4),
+            "exec_error_rate": round(ev["exec_error_rate"], 4),
+            "no_program_rate": round(ev["no_program_rate"], 4), "train_seconds": train_s,
+            "questions_per_s": ev.get("questions_per_s"), "run_id": ev.get("run_id", "")}
+
+
+class Bench:
+    """The stages in order of importance; after each one the section is rewritten, so a run
+    cut short by --deadline still reports everything it finished."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out = ROOT / "bench" / "out" / "outcome"
+        self.verified = self.out / "verified.duckdb"
+        self.sizes = [int(s) for s in args.sizes.split(",")]
+        self.mid = self.sizes[1] if len(self.sizes) > 1 else self.sizes[0]
+        self.rows: list[dict] = []  # curve rows (base + random sizes)
+        self.arms: list[dict] = []  # ablation and selection rows at the middle size
+        self.gsm: dict[str, dict] = {}
+        self.times: dict[str, float] = {}
+        self.skipped: list[str] = []
+        self.t0 = time.perf_counter()
+        self.curve_png: Path | None = None
+
+    def _time_left(self) -> bool:
+        return time.time() < self.args.deadline_epoch
+
+    def stage(self, name: str, fn: object) -> None:
+        if not self._time_left():
+            self.skipped.append(name)
+            _log(f"skipped (deadline): {name}")
+            return
+        t = time.perf_counter()
+        fn()  # type: ignore[operator]
+        self.times[name] = time.perf_counter() - t
+        _log(f"done {name} in {self.times[name] / 60:.1f} min")
+        self.write()
+
+    def refresh(self) -> None:
+        from flows.refresh import RefreshConfig, refresh
+
+        shutil.rmtree(self.out, ignore_errors=True)
+        self.out.mkdir(parents=True)
+        refresh(RefreshConfig(source="procedural", n=self.args.n, seed=7,
+                              warehouse=str(self.verified)))
+
+    def ladder(self, sizes: list[int], eval_base: bool) -> None:
+        from flows.finetune import LadderConfig, ladder_flow
+
+        out = ladder_flow(LadderConfig(
+            sizes=sizes, strategies=["random"], eval_base=eval_base,
+            warehouse=str(self.verified), output_root=str(self.out / "models"),
+            **_train_fields(self.args)))
+        self.rows = sorted([*self.rows, *out["rows"]], key=lambda r: r["examples"])
+        self.top = max(out["runs"], key=lambda r: r["size"])["output_dir"]
+        self._plot()
+
+    def finetune(self, curve: str, warehouse: Path, **fields: object) -> None:
+        from flows.finetune import FinetuneConfig, finetune_flow
+
+        out = finetune_flow(FinetuneConfig(subset_size=self.mid, warehouse=str(warehouse),
+                                           output_root=str(self.out / "models"),
+                                           **_train_fields(self.args), **fields))
+        self.arms.append(_ev_row(curve, self.mid, {**out["eval"], "run_id": out["run_id"]},
+                                 out["train"]["train_seconds"]))
+
+    def nodedup(self) -> None:
+        from flows.refresh import RefreshConfig, refresh
+
+        wh = self.out / "nodedup.duckdb"
+        refresh(RefreshConfig(source="procedural", n=self.args.n, seed=7,
+                              semantic_threshold=1.0, warehouse=str(wh)))
+        self.finetune("verified, no semantic dedup", wh)
+
+    def gsm8k(self) -> None:
+        from flows.finetune import EvaluateConfig, evaluate_flow
+
+        for name, ref in (("base", "smollm2-135m"), (f"random-{max(self.sizes)}", self.top)):
+            self.gsm[name] = evaluate_flow(EvaluateConfig(
+                model=ref, eval_set=f"gsm8k:{GSM8K}", eval_n=self.args.gsm8k_n,
+                max_new_tokens=self.args.max_new_tokens, eval_batch_size=16,
+                threads=self.args.threads, warehouse=str(self.verified)))
+
+    def _plot(self) -> None:
+        from tasks.ladder import plot_learning_curve
+
+        self.curve_png = plot_learning_curve(
+            [*self.rows, *self.arms], self.out / "curve.png",
+            title=f"smollm2-135m LoRA, {self.args.epochs:g} epochs per size",
+            ylabel="accuracy on procedural-heldout")
+
+    def write(self) -> None:
+        self._plot()
+        text = section(self)
+        print(text, flush=True)
+        if not self.args.no_write:
+            shutil.copyfile(self.curve_png, BENCHMARKS.parent / "outcome_curve.png")
+            write_section("outcome", "python bench/outcome.py " + " ".join(sys.argv[1:]),
+                          text)
+
+
+def _row(r: dict) -> list[object]:
+    return [r["curve"], r["examples"], r["accuracy"], r["exec_error_rate"],
+            r["no_program_rate"], r["train_seconds"],
+            "" if r.get("questions_per_s") is None else r["questions_per_s"]]
+
+
+def section(b: Bench) -> str:
+    args = b.args
+    head = ["curve", "examples", "accuracy", "exec errors", "no program", "train s",
+            "eval questions/s"]
+    lines = [
+        f"SmolLM2-135M-Instruct (`smollm2-135m`), LoRA r={args.lora_r} alpha={2 * args.lora_r}"
+        f" on the top {args.layers or 'all'} layers (attention + MLP projections), "
+        f"{args.epochs:g} epochs, learning rate {args.lr:g}, batch {args.batch}, "
+        f"{args.threads} torch thread(s); the same settings for every rung. Procedural "
+        f"refresh n={args.n} seed 7; evaluation on procedural-heldout n={args.eval_n} "
+        f"(held-out phrasings; greedy, programs run in the sandbox). Each row is one "
+        "training run and one evaluation (no repeats: differences of a few points are "
+        "within noise at this n).", "",
+        "![learning curve](outcome_curve.png)", ""]
+    if b.rows:
+        base = b.rows[0]
+        top = max(b.rows, key=lambda r: r["examples"])
+        lines += ["**Learning curve** (random subsets):", "",
+                  markdown_table(head, [_row(r) for r in b.rows]), "",
+                  f"Largest rung vs base: {100 * (top['accuracy'] - base['accuracy']):+.1f} "
+                  "points.", ""]
+    mid = [r for r in b.rows if r["examples"] == b.mid]
+    if b.arms:
+        verified = [{**r, "curve": "verified (random)"} for r in mid]
+        lines += [f"**Curation and selection at {b.mid} examples** (unverified: the noisy "
+                  f"teacher's programs for the same questions, {args.noise:.0%} wrong, not "
+                  "executed or checked; no semantic dedup: a second warehouse refreshed with "
+                  "the semantic threshold at 1.0):", "",
+                  markdown_table(head, [_row(r) for r in [*verified, *b.arms]]), ""]
+    if b.gsm:
+        lines += [f"**GSM8K test** (first {args.gsm8k_n}):", "",
+                  markdown_table(["model", "accuracy", "exec errors", "no program",
+                                  "questions/s"],
+                                 [[k, round(v["accuracy"], 4), round(v["exec_error_rate"], 4),
+                                   round(v["no_program_rate"], 4), v["questions_per_s"]]
+                                  for k, v in b.gsm.items()]), ""]
+    lines.append("Wall time: " + ", ".join(f"{k} {v / 60:.1f} min"
+                                            for k, v in b.times.items())
+                 + f"; whole bench so far {(time.perf_counter() - b.t0) / 60:.1f} min.")
+    if b.skipped:
+        lines.append(f"Not run (past the --deadline): {', '.join(b.skipped)}.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="50,150,450", help="curve sizes; the second is where "
+                    "the ablation and selection arms train")
+    ap.add_argument("--selection", default="diversity,difficulty",
+                    help="strategies compared with random at the middle size")
+    ap.add_argument("--noise", type=float, default=0.3, help="unverified arm: share wrong")
+    ap.add_argument("--n", type=int, default=700, help="procedural items refreshed")
+    ap.add_argument("--eval-n", type=int, default=100)
+    ap.add_argument("--gsm8k-n", type=int, default=100)
+    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lora-r", type=int, default=16)
+    ap.add_argument("--layers", type=int, default=8, help="LoRA on the top N layers")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-new-tokens", type=int, default=200)
+    ap.add_argument("--deadline", default="", help="HH:MM (UTC): start no stage after it")
+    ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = ap.parse_args()
+    args.deadline_epoch = float("inf")
+    if args.deadline:
+        import datetime as dt
+
+        now = dt.datetime.now(dt.UTC)
+        hh, mm = (int(x) for x in args.deadline.split(":"))
+        args.deadline_epoch = now.replace(hour=hh, minute=mm, second=0).timestamp()
+    b = Bench(args)
+    sizes = b.sizes
+    b.stage("refresh", b.refresh)
+    b.stage(f"curve {','.join(map(str, sizes[:2]))}", lambda: b.ladder(sizes[:2], True))
+    b.stage(f"unverified {b.mid}", lambda: b.finetune(
+        f"unverified ({args.noise:.0%} wrong)", b.verified, unverified_rate=args.noise))
+    b.stage(f"no semantic dedup {b.mid}", b.nodedup)
+    for strategy in [s for s in args.selection.split(",") if s]:
+        b.stage(f"{strategy} {b.mid}", lambda s=strategy: b.finetune(s, b.verified,
+                                                                    strategy=s))
+    if len(sizes) > 2:
+        b.stage(f"curve {','.join(map(str, sizes[2:]))}", lambda: b.ladder(sizes[2:], False))
+    if args.gsm8k_n:
+        b.stage("gsm8k", b.gsm8k)
+    b.write()
+
+
+if __name__ == "__main__":
+    main()
