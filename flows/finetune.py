@@ -25,7 +25,6 @@ from tasks.finetune import FinetuneResult, TrainParams, finetune
 from tasks.ladder import plot_learning_curve, save_tiny_base
 from tasks.student import TINY
 from warehouse import Store
-from warehouse import experiments as wx
 
 Strategy = Literal["random", "stratified", "diversity", "difficulty"]
 
@@ -185,8 +184,8 @@ def _eval_params(config: _Eval, result: EvalResult) -> dict[str, Any]:
 
 def _record_eval(store: Store, result: EvalResult, model_ref: str, config: _Eval,
                  run_id: str | None, extra: dict[str, Any] | None = None) -> str:
-    return wx.save_evaluation(
-        store, model_ref=model_ref, eval_set=result.eval_set, n=result.n,
+    return store.experiments.save_evaluation(
+        model_ref=model_ref, eval_set=result.eval_set, n=result.n,
         accuracy=result.accuracy, exec_error_rate=result.exec_error_rate,
         no_program_rate=result.no_program_rate, failures=result.failures,
         params={**_eval_params(config, result), **(extra or {})}, seconds=result.seconds,
@@ -209,7 +208,8 @@ def _run_one(store: Store, config: FinetuneConfig | LadderConfig, subset: dict[s
     else:
         data, snapshot_id = arm["data"], subset["snapshot_id"]
         extra = {k: v for k, v in arm.items() if k != "data"}
-    wx.start_finetune_run(store, run_id, subset_id=subset["subset_id"],
+    store.experiments.start_finetune_run(
+run_id, subset_id=subset["subset_id"],
                           snapshot_id=snapshot_id, base_model=config.base_model,
                           params={**params.stored(), "eval_set": config.eval_set,
                                   "eval_n": config.eval_n, **extra},
@@ -218,13 +218,15 @@ def _run_one(store: Store, config: FinetuneConfig | LadderConfig, subset: dict[s
         # No warehouse connection is open from here until training returns.
         result = train_task(data, str(output_dir), params, config.progress)
     except BaseException:
-        wx.finish_finetune_run(store, run_id, status="failed")
+        store.experiments.finish_finetune_run(
+run_id, status="failed")
         raise
     metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
                "steps": result.steps, "n_examples": result.n_examples,
                "n_parameters": result.n_parameters, "n_trainable": result.n_trainable,
                **result.metrics}
-    wx.finish_finetune_run(store, run_id, status="completed", loss_curve=result.loss_curve,
+    store.experiments.finish_finetune_run(
+run_id, status="completed", loss_curve=result.loss_curve,
                            metrics=metrics, train_seconds=result.train_seconds,
                            train_tokens=result.train_tokens, tokens_per_s=result.tokens_per_s,
                            device=result.device)
@@ -236,7 +238,8 @@ def _run_one(store: Store, config: FinetuneConfig | LadderConfig, subset: dict[s
                            config.eval_batch_size, config.max_new_tokens, config.progress,
                            getattr(config, "threads", 0))
         _record_eval(store, ev, str(output_dir), config, run_id)
-        wx.update_finetune_metrics(store, run_id, {"eval_set": ev.eval_set,
+        store.experiments.update_finetune_metrics(
+run_id, {"eval_set": ev.eval_set,
                                                    "accuracy": ev.accuracy,
                                                    "exec_error_rate": ev.exec_error_rate})
         out["eval"] = ev.as_dict()
@@ -260,17 +263,15 @@ def finetune_flow(config: FinetuneConfig) -> dict[str, Any]:
                                            warehouse=str(store.path)))
         subset = made["subsets"][-1]
     else:
-        from warehouse.subsets import load_subset
 
-        info = load_subset(store, config.subset_id)
+        info = store.subsets.load_subset(config.subset_id)
         subset = {"subset_id": info.subset_id, "size": info.size}
     run_id = _new_run_id("ft")
     output_dir = (Path(config.output_root) / run_id).resolve()
     arm = None
     if config.unverified_rate > 0:
-        from warehouse.subsets import load_subset
 
-        subset["snapshot_id"] = load_subset(store, subset["subset_id"]).snapshot_id
+        subset["snapshot_id"] = store.subsets.load_subset(subset["subset_id"]).snapshot_id
         arm = _unverified_data(store, subset["subset_id"], output_dir / "data",
                                config.unverified_rate, config.seed)
     out = _run_one(store, config, subset, run_id, output_dir, training_params(config),
@@ -288,7 +289,8 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     ref = config.model
     if Path(ref).exists():
         ref = str(Path(ref).resolve())
-    run_id = config.finetune_run_id or wx.finetune_run_for_output(store, ref)
+    run_id = config.finetune_run_id or store.experiments.finetune_run_for_output(
+ref)
     ev = evaluate_task(ref, config.eval_set, config.eval_n, config.eval_seed,
                        config.eval_batch_size, config.max_new_tokens, config.progress,
                            getattr(config, "threads", 0))
@@ -365,18 +367,16 @@ def _unverified_data(store: Store, subset_id: str, out: Path, rate: float,
     """The subset's questions answered by the noisy teacher, unchecked, as an HF dataset:
     what training on unverified teacher output of the same size looks like."""
     from tasks.ladder import unverified_rows, write_rows
-    from warehouse.subsets import subset_examples
 
-    ids = [e.question_id for e in subset_examples(store, subset_id)]
+    ids = [e.question_id for e in store.subsets.subset_examples(subset_id)]
     rows, errors = unverified_rows(store.load_questions(ids), rate, seed)
     return {"data": str(write_rows(rows, out)), "arm": "unverified", "error_rate": rate,
             "wrong_examples": errors}
 
 
 def _save_tiny_base(store: Store, subset_id: str, out: str, seed: int) -> None:
-    from warehouse.subsets import subset_examples
 
-    save_tiny_base(subset_examples(store, subset_id), out, seed)
+    save_tiny_base(store.subsets.subset_examples(subset_id), out, seed)
 
 
 def _ladder_rows(zero: EvalResult | None, rungs: list[dict[str, Any]]) -> list[dict[str, Any]]:

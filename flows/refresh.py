@@ -30,7 +30,6 @@ from tasks.teachers import TeacherConfig, make_teacher
 from tasks.teachers.reference import ReferenceTeacherConfig
 from tasks.types import Question
 from warehouse import Store
-from warehouse.quality import curated_reference
 from warehouse.refresh_lock import refresh_lock
 
 
@@ -149,7 +148,7 @@ def _stages(config: RefreshConfig, store: Store, run: PipelineRun,
     ])
     samples = run.stage(teacher, questions)
     by_id = {q.question_id: q for q in questions}
-    validate = Validate(config.quality, by_id, run.run_id, curated_reference(store),
+    validate = Validate(config.quality, by_id, run.run_id, store.quality.curated_reference(),
                         docs_dir_for(store.path))
     kept = run.stages(samples, [
         Execute(config.execution, batch_size=max(rc.batch_size, 1000)),

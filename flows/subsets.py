@@ -24,7 +24,7 @@ from tasks.subsets import (
     subset_params,
 )
 from warehouse import Store
-from warehouse import subsets as wh
+from warehouse.subsets import SubsetInfo
 
 
 class SubsetConfig(BaseModel):
@@ -114,8 +114,8 @@ def create_subsets(config: SubsetConfig) -> SubsetsMade:
     """Select, store and describe the subsets of `config`. Same config -> same ids, and no
     new rows on a repeat. Subsets come in ascending size."""
     store = Store(config.warehouse)
-    snapshot_id = wh.resolve_snapshot_id(store, config.snapshot_id)
-    examples = wh.snapshot_examples(store, snapshot_id)
+    snapshot_id = store.subsets.resolve_snapshot_id(config.snapshot_id)
+    examples = store.subsets.snapshot_examples(snapshot_id)
     params = subset_params(config.strategy, strata=config.strata, power=config.power,
                            embedding_model=config.embedding_model)
     embeddings = None
@@ -130,11 +130,11 @@ def create_subsets(config: SubsetConfig) -> SubsetsMade:
     parent = None
     for size in sizes:
         ids = ladder[size]
-        info = wh.SubsetInfo(
+        info = SubsetInfo(
             subset_id=subset_id_for(snapshot_id, config.strategy, size, config.seed, params),
             snapshot_id=snapshot_id, strategy=config.strategy, size=size, seed=config.seed,
             params=params, parent_subset_id=parent)
-        created = wh.save_subset(store, info, [(q, by_id[q].sample_id) for q in ids])
+        created = store.subsets.save_subset(info, [(q, by_id[q].sample_id) for q in ids])
         out.append(SubsetMade(subset_id=info.subset_id, size=size, parent_subset_id=parent,
                               created=created,
                               breakdown=breakdown([by_id[q] for q in ids])))
@@ -155,8 +155,8 @@ def export_subset(config: ExportConfig) -> ExportMade:
     """Write the subset's examples (rank order) with `tasks.export.export_examples`; the
     manifest records the subset's row so the export can be traced and reproduced."""
     store = Store(config.warehouse)
-    info = wh.load_subset(store, config.subset_id)
-    examples = wh.subset_examples(store, config.subset_id)
+    info = store.subsets.load_subset(config.subset_id)
+    examples = store.subsets.subset_examples(config.subset_id)
     out = Path(config.out) if config.out else store.path.parent / "exports" / info.subset_id
     meta = {"subset_id": info.subset_id, "snapshot_id": info.snapshot_id,
             "strategy": info.strategy, "size": info.size, "seed": info.seed,

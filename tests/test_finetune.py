@@ -134,7 +134,6 @@ def warehouse(prefect_harness, tmp_path_factory) -> Path:
 def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
     from flows.finetune import FinetuneConfig, finetune_flow
     from warehouse import Store
-    from warehouse import experiments as wx
 
     out = finetune_flow(FinetuneConfig(subset_size=48, seed=1, max_steps=12, batch_size=8,
                                        eval_n=6, max_new_tokens=48, warehouse=str(warehouse),
@@ -143,7 +142,7 @@ def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
     assert len(curve) >= 3
     assert sum(curve[-2:]) / 2 < curve[0] - 1.0, curve  # from ~ln(vocab) down
 
-    row = wx.get_finetune_run(warehouse, out["run_id"])
+    row = Store(warehouse).experiments.get_finetune_run(out["run_id"])
     assert row["status"] == "completed" and row["base_model"] == "tiny"
     assert row["subset_id"] == out["subset_id"] and row["snapshot_id"] == 1
     assert row["params"]["max_steps"] == 12
@@ -154,7 +153,7 @@ def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
     assert (model_dir / "config.json").exists() and (model_dir / "tokenizer.json").exists()
     assert (model_dir / "data" / "hf").is_dir()  # the exported training data, for the record
 
-    [ev] = wx.evaluations_for_run(warehouse, out["run_id"])
+    [ev] = Store(warehouse).experiments.evaluations_for_run(out["run_id"])
     assert ev["eval_set"] == "procedural-heldout" and ev["n"] == 6
     assert ev["accuracy"] == out["eval"]["accuracy"] == row["metrics"]["accuracy"]
     cols, rows = Store(warehouse).query(

@@ -11,7 +11,6 @@ import pytest
 
 from flows.refresh import RefreshConfig, refresh
 from warehouse import Store
-from warehouse.quality import curated_reference, run_validations
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -33,7 +32,7 @@ def test_a_refused_batch_keeps_the_previous_snapshot(warehouse_path, tmp_path):
                                   warehouse=str(warehouse_path)))
     assert first["status"] == "completed" and first["snapshot_id"] == 1
     store = Store(warehouse_path)
-    before = curated_reference(store)
+    before = store.quality.curated_reference()
     assert before is not None and len(before) == 8
 
     # 4 of 10 questions are too short for the questions suite: 40% of the batch is
@@ -43,14 +42,14 @@ def test_a_refused_batch_keeps_the_previous_snapshot(warehouse_path, tmp_path):
     second = refresh(RefreshConfig(source=f"jsonl:{bad}", warehouse=str(warehouse_path),
                                    max_rejected_fraction=0.2))
     assert second["status"] == "gate_failed" and second["snapshot_id"] is None
-    after = curated_reference(store)
+    after = store.quality.curated_reference()
     assert sorted(after["question_id"]) == sorted(before["question_id"])
     _, snaps = store.query("SELECT count(*) FROM snapshots")
     assert snaps == [(1,)]
 
     # The run's validation names the blocking expectation, and the short questions are
     # rejected under the name of the row-level one.
-    by_suite = {v["suite"]: v for v in run_validations(second["run_id"], store)}
+    by_suite = {v["suite"]: v for v in store.quality.run_validations(second["run_id"])}
     assert by_suite["curated_batch"]["success"] is False
     assert "expect_column_mean_to_be_between(row_rejected)" in second.quality.reason
     _, rows = store.query("SELECT results FROM validations WHERE run_id = ? AND suite = "
@@ -79,19 +78,19 @@ def test_drift_warns_by_default_and_refuses_when_blocking(warehouse_path, tmp_pa
                                   warehouse=str(warehouse_path)))
     assert first["snapshot_id"] == 1
     store = Store(warehouse_path)
-    before = sorted(curated_reference(store)["question_id"])
+    before = sorted(store.quality.curated_reference()["question_id"])
 
     one_kind = _kinds_jsonl(tmp_path / "k.jsonl", 30, "growth")
     refused = refresh(RefreshConfig(source=f"jsonl:{one_kind}", warehouse=str(warehouse_path),
                                     drift_blocking=True))
     assert refused["status"] == "gate_failed" and refused["snapshot_id"] is None
-    assert sorted(curated_reference(store)["question_id"]) == before
+    assert sorted(store.quality.curated_reference()["question_id"]) == before
     reason = refused.quality.reason
     assert "\n" not in reason
     assert "expect_column_kl_divergence_from_reference_to_be_less_than(kind)" in reason
     # GE's suite success counts warnings too: curated_batch warns that one kind is the
     # whole batch; only the drift suite refused it.
-    suites = {v["suite"]: v["success"] for v in run_validations(refused["run_id"], store)}
+    suites = {v["suite"]: v["success"] for v in store.quality.run_validations(refused["run_id"])}
     assert suites == {"questions": True, "samples": True, "curated_batch": False,
                       "curated_drift": False}
     assert "curated_batch:" not in reason

@@ -16,8 +16,11 @@ from tasks.stage import StageResult
 from tasks.types import Question, Rejection, Sample, stable_hash, text_key
 
 from .connection import connect, resolve_path, write
+from .experiments import Experiments
 from .llm import LLMStore, insert_judgments, insert_selections
-from .rows import arrow_rows, now, to_json
+from .quality import Quality
+from .rows import arrow_rows, now, to_json, vectors_of
+from .subsets import Subsets
 
 
 class Store:
@@ -26,10 +29,26 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = resolve_path(path)
 
+    # Facets: one per concern, each a small class over the same connection discipline.
     @cached_property
     def llm(self) -> LLMStore:
         """The LLM tables: response cache, request log, batches, judgments, selections."""
         return LLMStore(self.path)
+
+    @cached_property
+    def subsets(self) -> Subsets:
+        """Snapshots' examples, stored embeddings by question, subsets."""
+        return Subsets(self)
+
+    @cached_property
+    def experiments(self) -> Experiments:
+        """Fine-tuning runs and evaluations."""
+        return Experiments(self)
+
+    @cached_property
+    def quality(self) -> Quality:
+        """The current snapshot as the drift reference; validations of a run."""
+        return Quality(self)
 
     def connect(self):  # noqa: ANN201 - context manager of a duckdb connection
         return connect(self.path)
@@ -120,7 +139,7 @@ class Store:
             ).to_arrow_table()
         ids = tbl.column("question_id").to_pylist()
         return (ids, tbl.column("text").to_pylist(), tbl.column("context").to_pylist(),
-                _vectors(tbl.column("vector")))
+                vectors_of(tbl.column("vector")))
 
     # ------------------------------------------------------------ embeddings
     def load_embeddings(self, keys: Sequence[str], model: str) -> dict[str, np.ndarray]:
@@ -134,7 +153,7 @@ class Store:
                 "WHERE e.model = ?",
                 params=[model],
             ).to_arrow_table()
-        vecs = _vectors(tbl.column("vector"))
+        vecs = vectors_of(tbl.column("vector"))
         return dict(zip(tbl.column("item_id").to_pylist(), vecs, strict=True))
 
     def save_embeddings(self, vectors: dict[str, np.ndarray], model: str) -> int:
@@ -363,12 +382,4 @@ def _insert_rejections(con: Any, run_id: str, rejections: Iterable[Rejection]) -
         [run_id],
     )
 
-
-def _vectors(column: pa.ChunkedArray) -> np.ndarray:
-    """A list<float> column as an (n, d) float32 matrix."""
-    if len(column) == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    arr = column.combine_chunks()
-    flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return flat.reshape(len(arr), -1)
 

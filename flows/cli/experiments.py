@@ -46,7 +46,7 @@ def subset(
 
     from flows.subsets import SubsetConfig, subset_flow
     from tasks.subsets import subset_params
-    from warehouse import subsets as wh
+    from warehouse import Store
 
     all_sizes = _parse_sizes(size, sizes)
     try:
@@ -62,8 +62,8 @@ def subset(
         # Check before the flow starts so a wrong snapshot or size is one line, not a
         # failed flow run with a traceback.
         subset_params(config.strategy, embedding_model=config.embedding_model)
-        snap = wh.resolve_snapshot_id(config.warehouse, config.snapshot_id)
-        n = wh.snapshot_size(config.warehouse, snap)
+        snap = Store(config.warehouse).subsets.resolve_snapshot_id(config.snapshot_id)
+        n = Store(config.warehouse).subsets.snapshot_size(snap)
         if all_sizes[-1] > n:
             raise InputError(f"subset size {all_sizes[-1]} > {n} examples in snapshot {snap}")
     except InputError as exc:
@@ -98,11 +98,11 @@ def export(
     quiet_prefect()
     from flows.subsets import ExportConfig, export_flow
     from tasks.export import normalize_format
-    from warehouse import subsets as wh
+    from warehouse import Store
 
     try:
         normalize_format(fmt)
-        wh.load_subset(str(warehouse) if warehouse else None, subset_id)
+        Store(warehouse).subsets.load_subset(subset_id)
     except InputError as exc:
         fail(str(exc))
     result = export_flow(ExportConfig(subset_id=subset_id, format=normalize_format(fmt),
