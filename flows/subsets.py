@@ -68,12 +68,7 @@ class ExportConfig(BaseModel):
     warehouse: str | None = None
 
 
-class _Readable(BaseModel):
-    def __getitem__(self, key: str) -> Any:  # result["subsets"] reads as the dicts did
-        return getattr(self, key)
-
-
-class SubsetMade(_Readable):
+class SubsetMade(BaseModel):
     """One subset of a ladder: its id, size, the next smaller subset, and its make-up."""
 
     subset_id: str
@@ -83,7 +78,7 @@ class SubsetMade(_Readable):
     breakdown: dict[str, dict[str, int]]
 
 
-class SubsetsMade(_Readable):
+class SubsetsMade(BaseModel):
     """What `create_subsets` drew: the subsets in ascending size, from one snapshot."""
 
     snapshot_id: int
@@ -95,7 +90,7 @@ class SubsetsMade(_Readable):
     subsets: list[SubsetMade]
 
 
-class ExportMade(_Readable):
+class ExportMade(BaseModel):
     """Where an export wrote a subset, and how many rows in which format."""
 
     subset_id: str

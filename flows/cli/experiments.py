@@ -69,19 +69,19 @@ def subset(
     except InputError as exc:
         fail(str(exc))
     result = subset_flow(config)
-    typer.echo(f"snapshot {result['snapshot_id']} ({result['snapshot_size']} examples), "
-               f"strategy {result['strategy']}, seed {result['seed']}")
-    for s in result["subsets"]:
-        typer.echo(f"subset {s['subset_id']}  size {s['size']}  "
-                   f"{'new' if s['created'] else 'existed'}"
-                   + (f"  contains {s['parent_subset_id']}" if s["parent_subset_id"] else ""))
-    largest = result["subsets"][-1]
-    for name, counts in largest["breakdown"].items():
+    typer.echo(f"snapshot {result.snapshot_id} ({result.snapshot_size} examples), "
+               f"strategy {result.strategy}, seed {result.seed}")
+    for s in result.subsets:
+        typer.echo(f"subset {s.subset_id}  size {s.size}  "
+                   f"{'new' if s.created else 'existed'}"
+                   + (f"  contains {s.parent_subset_id}" if s.parent_subset_id else ""))
+    largest = result.subsets[-1]
+    for name, counts in largest.breakdown.items():
         items = list(counts.items())
         shown = ", ".join(f"{k}={v}" for k, v in items[:8])
         typer.echo(f"  {name}: {shown}" + (f", ... ({len(items)} values)"
                                            if len(items) > 8 else ""))
-    typer.echo(f"\nExport it:\n  distillery export --subset {largest['subset_id']} "
+    typer.echo(f"\nExport it:\n  distillery export --subset {largest.subset_id} "
                "--format messages")
 
 
@@ -108,11 +108,11 @@ def export(
     result = export_flow(ExportConfig(subset_id=subset_id, format=normalize_format(fmt),
                                       out=str(out) if out else None,
                                       warehouse=str(warehouse) if warehouse else None))
-    typer.echo(f"exported {result['n']} examples of subset {result['subset_id']} "
-               f"(format {result['format']}) to {result['out']}")
-    typer.echo(f"  hf dataset: {result['hf']}  (datasets.load_from_disk)")
-    typer.echo(f"  parquet:    {result['parquet']}")
-    typer.echo(f"  jsonl:      {result['jsonl']}")
+    typer.echo(f"exported {result.n} examples of subset {result.subset_id} "
+               f"(format {result.format}) to {result.out}")
+    typer.echo(f"  hf dataset: {result.hf}  (datasets.load_from_disk)")
+    typer.echo(f"  parquet:    {result.parquet}")
+    typer.echo(f"  jsonl:      {result.jsonl}")
 # ---- end of subset / export commands --------------------------------------------------------
 
 
@@ -141,14 +141,15 @@ def _check_config(config: object) -> None:
         raise ValueError(str(exc)) from None
 
 
-def _echo_eval(ev: dict) -> None:
-    typer.echo(f"  {ev['eval_set']} (n={ev['n']}): accuracy {ev['accuracy']:.3f}, "
-               f"exec errors {ev['exec_error_rate']:.3f}, no program "
-               f"{ev['no_program_rate']:.3f}  ({ev['seconds']:.1f}s, "
-               f"{ev.get('questions_per_s', 0):.2f} questions/s)")
+def _echo_eval(ev: EvalResult) -> None:
+    typer.echo(f"  {ev.eval_set} (n={ev.n}): accuracy {ev.accuracy:.3f}, "
+               f"exec errors {ev.exec_error_rate:.3f}, no program "
+               f"{ev.no_program_rate:.3f}  ({ev.seconds:.1f}s, "
+               f"{ev.questions_per_s:.2f} questions/s)")
 
 
 from flows.finetune import EvaluateConfig, FinetuneConfig, LadderConfig  # noqa: E402
+from tasks.evaluate import EvalResult  # noqa: E402
 
 
 @app.command()
@@ -163,14 +164,14 @@ def finetune(config: FinetuneConfig) -> None:
         out = finetune_flow(config)
     except InputError as exc:
         fail(str(exc))
-    t = out["train"]
-    typer.echo(f"run {out['run_id']}: subset {out['subset_id']} ({out['size']} examples), "
-               f"{t['steps']} steps in {t['train_seconds']:.1f}s on {t['device']}, "
-               f"{t['tokens_per_s']:.0f} tokens/s")
-    typer.echo(f"  loss {t['first_loss']:.3f} -> {t['final_loss']:.3f}")
-    if out["eval"]:
-        _echo_eval(out["eval"])
-    typer.echo(f"  model: {out['output_dir']}")
+    t = out.train
+    typer.echo(f"run {out.run_id}: subset {out.subset_id} ({out.size} examples), "
+               f"{t.steps} steps in {t.train_seconds:.1f}s on {t.device}, "
+               f"{t.tokens_per_s:.0f} tokens/s")
+    typer.echo(f"  loss {t.first_loss:.3f} -> {t.final_loss:.3f}")
+    if out.eval:
+        _echo_eval(out.eval)
+    typer.echo(f"  model: {out.output_dir}")
 
 
 @app.command()
@@ -186,10 +187,10 @@ def evaluate(config: EvaluateConfig) -> None:
         out = evaluate_flow(config)
     except InputError as exc:
         fail(str(exc))
-    typer.echo(f"evaluation {out['eval_id']} of {out['model']}"
-               + (f" (run {out['finetune_run_id']})" if out["finetune_run_id"] else ""))
-    _echo_eval(out)
-    for f in out["failures"][:3]:
+    typer.echo(f"evaluation {out.eval_id} of {out.model}"
+               + (f" (run {out.finetune_run_id})" if out.finetune_run_id else ""))
+    _echo_eval(out.result)
+    for f in out.result.failures[:3]:
         typer.echo(f"  failed ({f['status']}): gold {f['gold']}, got {f['predicted']}: "
                    f"{f['question'][:70]}")
 
@@ -209,13 +210,14 @@ def ladder(config: LadderConfig) -> None:
         out = ladder_flow(config)
     except InputError as exc:
         fail(str(exc))
-    budget = (f"{out['max_steps']} steps" if out["max_steps"] else f"{out['epochs']:g} epochs")
-    typer.echo(f"ladder {out['ladder_id']}: {out['base_model']}, {budget} per size, "
-               f"snapshot {out['snapshot_id']}")
+    budget = (f"{config.max_steps} steps" if config.max_steps
+              else f"{config.epochs:g} epochs")
+    typer.echo(f"ladder {out.ladder_id}: {out.base_model}, {budget} per size, "
+               f"snapshot {out.snapshot_id}")
     typer.echo(f"  {'curve':<22}  {'examples':>8}  {'accuracy':>8}  {'exec_err':>8}  "
                f"{'train_s':>8}  run")
-    for r in out["rows"]:
+    for r in out.rows:
         typer.echo(f"  {r['curve']:<22}  {r['examples']:>8}  {r['accuracy']:>8.3f}  "
                    f"{r['exec_error_rate']:>8.3f}  {r['train_seconds']:>8.1f}  {r['run_id']}")
-    typer.echo(f"  curve: {out['curve_png']}")
+    typer.echo(f"  curve: {out.curve_png}")
 # ---- end of finetune / evaluate / ladder commands --------------------------------------------

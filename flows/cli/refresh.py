@@ -53,17 +53,17 @@ def refresh(config: RefreshConfig) -> None:
     except RefreshAlreadyRunning as exc:
         fail(str(exc), code=3)
     summary = refresh_flow(config)
-    c = summary["counts"]
-    typer.echo(f"run {summary['run_id']}: {summary['status']}")
+    c = summary.counts
+    typer.echo(f"run {summary.run_id}: {summary.status}")
     typer.echo("  " + ", ".join(f"{k}={v}" for k, v in c.items()))
     if summary.quality.reason:
         typer.echo(f"  refused: {summary.quality.reason}")
-    for r in summary["rejection_reasons"][:8]:
+    for r in summary.rejection_reasons[:8]:
         typer.echo(f"  rejected at {r['stage']}: {r['reason']} x{r['count']}")
-    typer.echo(f"  snapshot: {summary['snapshot_id'] or 'unchanged'}  "
-               f"warehouse: {summary['warehouse']}")
-    typer.echo(_browse_hint(summary["warehouse"]))
-    if summary["status"] != "completed":
+    typer.echo(f"  snapshot: {summary.snapshot_id or 'unchanged'}  "
+               f"warehouse: {summary.warehouse}")
+    typer.echo(_browse_hint(summary.warehouse))
+    if summary.status != "completed":
         raise typer.Exit(1)
 
 
