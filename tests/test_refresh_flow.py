@@ -181,3 +181,23 @@ def test_failed_gate_holds_the_whole_batch_back_and_says_why(warehouse_path, tmp
     # The good row does not sneak through on a rerun.
     again = refresh(cfg)
     assert again["snapshot_id"] is None and store.counts()["curated"] == 0
+
+
+def test_noisy_teacher_errors_are_caught_by_verification(warehouse_path):
+    """`--teacher noisy`: every program made wrong leaves as wrong_answer, with the kind of
+    error it was given stored in samples.meta; the right ones are published."""
+    out = refresh(RefreshConfig(source="procedural", n=150, seed=13, teacher="noisy",
+                                error_rate=0.5, warehouse=str(warehouse_path)))
+    store = Store(warehouse_path)
+    _, rows = store.query(
+        "SELECT s.meta ->> 'error_kind', s.correct, r.reason FROM samples s "
+        "LEFT JOIN rejections r ON r.item_id = s.question_id AND r.stage = 'check' "
+        "WHERE s.teacher = 'noisy'")
+    wrong = [r for r in rows if r[0] is not None]
+    assert len(wrong) > 30 and len({r[0] for r in wrong}) >= 4
+    assert all(correct is False and reason == "wrong_answer" for _, correct, reason in wrong)
+    assert all(correct is True and reason is None for kind, correct, reason in rows
+               if kind is None)
+    assert out.counts["wrong_answer"] == len(wrong)
+    assert out.counts["kept"] == store.counts()["curated"] == len(rows) - len(wrong)
+    assert store.unexplained_questions() == 0

@@ -9,9 +9,10 @@ from pydantic import Field
 
 from tasks.teachers.base import Selection, Teacher
 from tasks.teachers.llm import LLMTeacherConfig
+from tasks.teachers.noisy import NoisyTeacher, NoisyTeacherConfig
 from tasks.teachers.reference import ReferenceTeacher, ReferenceTeacherConfig
 
-TeacherConfig = Annotated[ReferenceTeacherConfig | LLMTeacherConfig,
+TeacherConfig = Annotated[ReferenceTeacherConfig | NoisyTeacherConfig | LLMTeacherConfig,
                           Field(discriminator="kind")]
 
 
@@ -23,6 +24,8 @@ def _llm(cfg: Any, cache: Any, run_id: str, batch_size: int, progress: bool) -> 
 
 _FACTORIES: dict[str, Callable[..., Teacher]] = {
     "reference": lambda cfg, cache, run_id, batch_size, progress: ReferenceTeacher(batch_size),
+    "noisy": lambda cfg, cache, run_id, batch_size, progress: NoisyTeacher(
+        cfg.error_rate, cfg.error_seed, cfg.error_kinds, batch_size),
     "openai": _llm,
 }
 
