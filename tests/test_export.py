@@ -28,7 +28,7 @@ def subset(tmp_path_factory, prefect_harness) -> tuple[Path, str, str]:
     refresh(RefreshConfig(source="procedural", n=120, seed=8, warehouse=str(path)))
     out = create_subsets(SubsetConfig(sizes=[15, 40], strategy="random", seed=0,
                                       warehouse=str(path)))
-    return path, out["subsets"][1]["subset_id"], out["subsets"][0]["subset_id"]
+    return path, out.subsets[1].subset_id, out.subsets[0].subset_id
 
 
 @pytest.mark.parametrize("fmt", ["messages", "prompt_completion"])
@@ -38,7 +38,7 @@ def test_round_trip(subset, tmp_path, fmt):
     result = export_subset(ExportConfig(subset_id=subset_id, format=fmt, out=str(out),
                                         warehouse=str(path)))
     examples = Store(path).subsets.subset_examples(subset_id)
-    assert result["n"] == len(examples) == 40
+    assert result.n == len(examples) == 40
 
     ds = load_from_disk(str(out / "hf"))
     assert len(ds) == 40
@@ -74,7 +74,7 @@ def test_export_flow_cli_spelling_and_replace(subset, tmp_path):
     out = tmp_path / "x"
     first = export_flow(ExportConfig(subset_id=big, format="prompt-completion", out=str(out),
                                      warehouse=str(path)))
-    assert first["format"] == "prompt_completion" and first["n"] == 40
+    assert first.format == "prompt_completion" and first.n == 40
     # Exporting another subset into the same folder replaces it, never mixes the two.
     runner = CliRunner()
     res = runner.invoke(app, ["export", "--subset", small, "--format", "messages", "--out",
@@ -84,7 +84,7 @@ def test_export_flow_cli_spelling_and_replace(subset, tmp_path):
     assert len(load_from_disk(str(out / "hf"))) == 15
     assert len(pd.read_parquet(out / "data.parquet")) == 15
     default = export_subset(ExportConfig(subset_id=small, warehouse=str(path)))
-    assert Path(default["out"]) == path.parent / "exports" / small
+    assert Path(default.out) == path.parent / "exports" / small
     bad = runner.invoke(app, ["export", "--subset", "nope", "--warehouse", str(path)])
     assert bad.exit_code == 2 and "subset 'nope' not found" in bad.output
 

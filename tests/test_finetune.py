@@ -197,7 +197,7 @@ def test_configs_fill_the_form_in_order_and_type_plainly():
     offers every training field as a flag."""
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from flows.cli.main import app
     from flows.finetune import EvaluateConfig, FinetuneConfig, LadderConfig
     from tasks.finetune import TrainParams
 

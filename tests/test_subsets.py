@@ -65,46 +65,46 @@ def _ex(qid: str, source: str = "s", kind: str | None = None,
 def test_same_args_same_ids_and_no_new_rows(wh_path):
     cfg = SubsetConfig(sizes=[30, 90], strategy="random", seed=3, warehouse=str(wh_path))
     first = subset_flow(cfg)  # the Prefect flow, artifact included
-    assert [s["created"] for s in first["subsets"]] == [True, True]
+    assert [s.created for s in first.subsets] == [True, True]
     before = _rows(wh_path)
-    items = {s["subset_id"]: _items(wh_path, s["subset_id"]) for s in first["subsets"]}
+    items = {s.subset_id: _items(wh_path, s.subset_id) for s in first.subsets}
     again = create_subsets(cfg)
-    assert [s["subset_id"] for s in again["subsets"]] == [s["subset_id"]
-                                                         for s in first["subsets"]]
-    assert [s["created"] for s in again["subsets"]] == [False, False]
+    assert [s.subset_id for s in again.subsets] == [s.subset_id
+                                                         for s in first.subsets]
+    assert [s.created for s in again.subsets] == [False, False]
     assert _rows(wh_path) == before
     assert {s: _items(wh_path, s) for s in items} == items
     # The id does not depend on how the subset was asked for (alone or in a ladder).
     alone = create_subsets(cfg.model_copy(update={"sizes": None, "size": 90}))
-    assert alone["subsets"][0]["subset_id"] == first["subsets"][1]["subset_id"]
+    assert alone.subsets[0].subset_id == first.subsets[1].subset_id
     assert _rows(wh_path) == before
     other_seed = create_subsets(cfg.model_copy(update={"seed": 4}))
-    assert other_seed["subsets"][0]["subset_id"] != first["subsets"][0]["subset_id"]
-    assert ({q for q, _, _ in _items(wh_path, other_seed["subsets"][1]["subset_id"])}
-            != {q for q, _, _ in items[first["subsets"][1]["subset_id"]]})
+    assert other_seed.subsets[0].subset_id != first.subsets[0].subset_id
+    assert ({q for q, _, _ in _items(wh_path, other_seed.subsets[1].subset_id)}
+            != {q for q, _, _ in items[first.subsets[1].subset_id]})
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_ladders_are_nested_and_stored_with_params(wh_path, examples, strategy):
     result = create_subsets(SubsetConfig(sizes=[150, 20, 60], strategy=strategy, seed=1,
                                          warehouse=str(wh_path)))
-    subs = result["subsets"]
-    assert [s["size"] for s in subs] == [20, 60, 150]
-    assert subs[0]["parent_subset_id"] is None
-    assert [s["parent_subset_id"] for s in subs[1:]] == [s["subset_id"] for s in subs[:-1]]
-    orders = [[q for q, _, _ in _items(wh_path, s["subset_id"])] for s in subs]
+    subs = result.subsets
+    assert [s.size for s in subs] == [20, 60, 150]
+    assert subs[0].parent_subset_id is None
+    assert [s.parent_subset_id for s in subs[1:]] == [s.subset_id for s in subs[:-1]]
+    orders = [[q for q, _, _ in _items(wh_path, s.subset_id)] for s in subs]
     for small, big in zip(orders, orders[1:], strict=False):
         assert big[:len(small)] == small  # a prefix, in rank order
     assert [len(o) for o in orders] == [20, 60, 150] and len(set(orders[-1])) == 150
     # The stored sample is the snapshot's published one.
     published = {e.question_id: e.sample_id for e in examples}
-    assert all(published[q] == s for q, s, _ in _items(wh_path, subs[-1]["subset_id"]))
+    assert all(published[q] == s for q, s, _ in _items(wh_path, subs[-1].subset_id))
 
-    info = Store(wh_path).subsets.load_subset(subs[1]["subset_id"])
+    info = Store(wh_path).subsets.load_subset(subs[1].subset_id)
     params = subset_params(strategy, embedding_model="all-MiniLM-L6-v2")
     assert (info.snapshot_id, info.strategy, info.size, info.seed) == (1, strategy, 60, 1)
-    assert info.params == params == result["params"]
-    assert info.parent_subset_id == subs[0]["subset_id"]
+    assert info.params == params == result.params
+    assert info.parent_subset_id == subs[0].subset_id
     assert info.subset_id == subset_id_for(1, strategy, 60, 1, params)
     loaded = Store(wh_path).subsets.subset_examples(info.subset_id)
     assert [e.question_id for e in loaded] == orders[1]
@@ -114,12 +114,12 @@ def test_ladders_are_nested_and_stored_with_params(wh_path, examples, strategy):
 
 def test_a_ladder_fills_in_the_parent_of_an_existing_subset(wh_path):
     cfg = SubsetConfig(size=70, strategy="difficulty", seed=9, warehouse=str(wh_path))
-    alone = create_subsets(cfg)["subsets"][0]
-    assert Store(wh_path).subsets.load_subset(alone["subset_id"]).parent_subset_id is None
+    alone = create_subsets(cfg).subsets[0]
+    assert Store(wh_path).subsets.load_subset(alone.subset_id).parent_subset_id is None
     ladder = create_subsets(cfg.model_copy(update={"size": None, "sizes": [35, 70]}))
-    assert ladder["subsets"][1]["subset_id"] == alone["subset_id"]
-    assert (Store(wh_path).subsets.load_subset(alone["subset_id"]).parent_subset_id
-            == ladder["subsets"][0]["subset_id"])
+    assert ladder.subsets[1].subset_id == alone.subset_id
+    assert (Store(wh_path).subsets.load_subset(alone.subset_id).parent_subset_id
+            == ladder.subsets[0].subset_id)
 
 
 def test_diversity_with_another_model_embeds_the_missing_once(wh_path, examples):
@@ -130,15 +130,15 @@ def test_diversity_with_another_model_embeds_the_missing_once(wh_path, examples)
     assert Store(wh_path).subsets.question_embeddings(ids, other) == {}
     cfg = SubsetConfig(size=12, strategy="diversity", embedding_model=other,
                        warehouse=str(wh_path))
-    first = create_subsets(cfg)["subsets"][0]
+    first = create_subsets(cfg).subsets[0]
     stored = Store(wh_path).subsets.question_embeddings(ids, other)
     assert set(stored) == set(ids)
     ref = Store(wh_path).subsets.question_embeddings(ids[:5], DEFAULT_MODEL)
     for q, v in ref.items():
         assert np.allclose(stored[q], v, atol=1e-4)
-    assert create_subsets(cfg)["subsets"][0]["subset_id"] == first["subset_id"]
-    assert first["subset_id"] != create_subsets(cfg.model_copy(
-        update={"embedding_model": DEFAULT_MODEL}))["subsets"][0]["subset_id"]
+    assert create_subsets(cfg).subsets[0].subset_id == first.subset_id
+    assert first.subset_id != create_subsets(cfg.model_copy(
+        update={"embedding_model": DEFAULT_MODEL})).subsets[0].subset_id
 
 
 def test_oversize_and_unknown_inputs_are_clear_errors(wh_path, examples):
@@ -161,7 +161,7 @@ def test_stratified_keeps_every_prefix_proportional(wh_path, examples):
     assert len(strata) > 5
     result = create_subsets(SubsetConfig(size=n, strategy="stratified", seed=2,
                                          warehouse=str(wh_path)))
-    order = Store(wh_path).subsets.subset_examples(result["subsets"][0]["subset_id"])
+    order = Store(wh_path).subsets.subset_examples(result.subsets[0].subset_id)
     seen: Counter = Counter()
     for k, e in enumerate(order, 1):
         seen[(e.source, e.kind or "none", str(e.difficulty))] += 1
@@ -183,7 +183,7 @@ def test_cli_subset_prints_ids_and_breakdown(wh_path, examples):
     assert out.exit_code == 0, out.output
     expected = create_subsets(SubsetConfig(sizes=[10, 25], strategy="stratified", seed=4,
                                            warehouse=str(wh_path)))
-    for s in expected["subsets"]:
+    for s in expected.subsets:
         assert f"subset {s['subset_id']}  size {s['size']}" in out.output
     assert "kind: " in out.output and "difficulty: " in out.output
     bad = runner.invoke(app, ["subset", "--size", "5000", "--warehouse", str(wh_path)])

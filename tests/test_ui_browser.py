@@ -79,9 +79,8 @@ def test_custom_finetune_run_from_the_ui(live_prefect):
                 page.get_by_text("Max Steps (Optional)").wait_for()
 
                 page.get_by_role("textbox").first.fill(run_name)  # Run Name
-                # max_steps is `int | None`: switch the field from None to int first.
-                page.locator("xpath=//*[normalize-space(text())='Max Steps (Optional)']"
-                             "/following::button[normalize-space()='int'][1]").click()
+                # Plain-typed fields (0 = not set): a value is typed at once, no type
+                # chooser to click first.
                 for label, value in [("Max Steps", "3"), ("Subset Size", "40"),
                                      ("Eval N", "4"), ("Max New Tokens", "32")]:
                     _field(page, label).fill(value)
