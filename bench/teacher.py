@@ -4,7 +4,7 @@
 
 The server (tests/fake_openai.py) runs in its own process and answers every chat completion
 after `latency` seconds, so the ideal throughput at C requests in flight is C / latency. For
-16, 64 and 256 in flight we report what our client (tasks/teachers/llm_client.py: semaphore,
+16, 64 and 256 in flight we report what our client (tasks/llm/client.py: semaphore,
 retry loop, JSON parsing, the openai SDK underneath) reaches as a ratio to that ideal, its CPU
 per request (time.process_time of this process only: the server is another process), and the
 same for a bare httpx client at the same concurrency as the machine's ceiling. Goal: >= 0.85
@@ -44,7 +44,7 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
 
 
 async def run_ours(base_url: str, conc: int, n: int) -> tuple[float, float, int]:
-    from tasks.teachers.llm_client import ClientConfig, LLMClient
+    from tasks.llm.client import ClientConfig, LLMClient
 
     cfg = ClientConfig(base_url=base_url, max_concurrency=conc, request_timeout_s=30)
     async with LLMClient(cfg, api_key="bench") as client:

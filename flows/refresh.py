@@ -64,7 +64,8 @@ class RefreshConfig(BaseModel):
                                        "API key (wins over api_key_env)")
     samples: int = Field(1, ge=1, le=64, description="LLM samples per question")
     temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(1024, ge=16, le=65_536)
+    max_tokens: int | None = Field(None, ge=16, le=65_536, description="generation bound "
+                                   "per sample; empty: 512 for pot, 1024 for cot")
     format: Literal["pot", "cot"] = Field("pot", description="pot: a program; cot: worked "
                                           "text ending in a final answer")
     prompt_version: str | None = Field(None, description="tasks/prompts/<version>.txt; "
@@ -178,7 +179,7 @@ def llm_teacher_task(questions: list[Question], cfg: LLMTeacherConfig, warehouse
                      run_id: str, progress: bool) -> TeacherOutput:
     send = None
     if cfg.batch:
-        from tasks.teachers.batch import batch_sender
+        from tasks.llm.batch import batch_sender
 
         send = batch_sender(cfg, LLMStore(warehouse), run_id=run_id, progress=progress)
     return llm_samples(questions, cfg, LLMStore(warehouse), run_id=run_id, progress=progress,

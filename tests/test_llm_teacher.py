@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from flows.refresh import RefreshConfig, refresh
+from tasks.llm.client import ClientConfig, LLMClient
 from tasks.sources import load_questions
 from tasks.teachers.llm import parse, parse_final_answer, parse_program
-from tasks.teachers.llm_client import ClientConfig, LLMClient
 from warehouse import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -350,8 +350,8 @@ def test_synthesis_fewshot_and_scratch_with_judge(warehouse_path, shared_data):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_batch_api_split_failed_lines_online_and_resume_by_batch_id(warehouse_path):
-    from tasks.teachers.batch import split_jsonl
-    from tasks.teachers.llm import LLMRequest
+    from tasks.llm.batch import split_jsonl
+    from tasks.llm.core import LLMRequest
     from warehouse.llm import LLMStore
 
     reqs = [LLMRequest(f"k{i}", "q", 0, {"messages": [{"content": "x" * 100}]}, 0)
@@ -406,7 +406,7 @@ def test_batch_api_split_failed_lines_online_and_resume_by_batch_id(warehouse_pa
 
 
 def test_rpm_limiter_spaces_requests():
-    from tasks.teachers.llm_client import TokenBucket
+    from tasks.llm.client import TokenBucket
 
     async def go() -> float:
         bucket = TokenBucket(600, burst_s=0.1)  # 10 requests/s, a burst of 1

@@ -24,8 +24,7 @@ import math
 import re
 from collections.abc import Collection, Iterator
 
-from tasks.answers import SCALE_FACTORS, answers_match, parse_number
-from tasks.sources.gsm8k import ANNOTATION
+from tasks.answers import ANNOTATION, SCALE_FACTORS, answers_match, parse_number
 from tasks.types import Question, Rejection, Sample
 
 TEACHER = "reference"
