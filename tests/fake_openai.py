@@ -103,6 +103,7 @@ class FakeOpenAI:
         self.synthesized = 0
         self.queued = 0                               # saturating mode: waiting + in service
         self.peak_queued = 0
+        self.inside: Counter[str] = Counter()         # saturating mode: attempts held now
         self._slots: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -253,7 +254,7 @@ class FakeOpenAI:
             self.attempts[_ident(question, context)] += 1
             attempt = self.attempts[_ident(question, context)]
         if self.cfg.slots:
-            await self._serve_in_slot()
+            await self._serve_in_slot(_ident(question, context))
         elif self.cfg.latency_s:
             await asyncio.sleep(self.cfg.latency_s)
         fault = self._fault(_ident(question, context), attempt)
@@ -286,19 +287,23 @@ class FakeOpenAI:
             self.served[_ident(question, context)] += 1
         return _json(200, self._completion(req, question, contents))
 
-    async def _serve_in_slot(self) -> None:
+    async def _serve_in_slot(self, ident: str) -> None:
         """Wait for one of `slots` (FIFO), then generate for `latency_s` holding it."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.cfg.slots)
         with self._lock:
             self.queued += 1
             self.peak_queued = max(self.peak_queued, self.queued)
+            self.inside[ident] += 1
+            if self.inside[ident] > 1:  # a retry while the engine still holds an attempt
+                self.kinds["twice_in_flight"] += 1
         try:
             async with self._slots:
                 await asyncio.sleep(self.cfg.latency_s)
         finally:
             with self._lock:
                 self.queued -= 1
+                self.inside[ident] -= 1
 
     def _count(self, kind: str) -> None:
         with self._lock:
@@ -447,6 +452,31 @@ class FakeOpenAI:
                 "status": b.status, "output_file_id": b.output_file_id,
                 "error_file_id": b.error_file_id, "created_at": int(b.created),
                 "request_counts": b.counts}
+
+
+class CountingProxy(FakeOpenAI):
+    """Forwards every request to a real engine (`upstream`, its .../v1 URL) and counts them
+    by "METHOD /path" in `kinds`: what a run really sent, seen from the engine's side. Like
+    the engine, it carries on with a request whose client has gone."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__()
+        self.upstream = upstream.removesuffix("/v1").rstrip("/")
+        self._http: Any = None
+
+    async def _route(self, method: str, target: str, headers: dict[str, str],
+                     body: bytes) -> tuple[int, str, bytes, dict[str, str]]:
+        import httpx2
+
+        if target.split("?", 1)[0] == "/_stats":
+            return _json(200, self.stats())
+        if self._http is None:  # created on the server's own loop
+            self._http = httpx2.AsyncClient(timeout=None)
+        self._count(f"{method} {target.split('?', 1)[0]}")
+        r = await self._http.request(method, self.upstream + target, content=body,
+                                     headers={"content-type": headers.get(
+                                         "content-type", "application/json")})
+        return r.status_code, r.headers.get("content-type", "application/json"), r.content, {}
 
 
 def _split(user: str) -> tuple[str, str]:

@@ -283,20 +283,22 @@ class LLMClient:
             delay: float | None = None
             if self.plain_output and "response_format" in body:
                 body = {k: v for k, v in body.items() if k != "response_format"}
-            epoch = await self.limiter.acquire()
+            ticket = await self.limiter.acquire()
             t0 = time.perf_counter()
+            abandoned = False
             try:
                 data = await self._attempt(body, endpoint)
             except _Retryable as exc:
                 errors[exc.kind] += 1
                 last = f"{exc.kind}: {exc}"
                 delay = exc.delay
-                if exc.kind in CONGESTION:
-                    self.limiter.on_congestion(epoch)
                 if exc.kind == "timeout":
-                    # The engine may still be generating the abandoned attempt: never send
-                    # the same request again before it could have finished.
-                    delay = max(delay or 0.0, self.cfg.request_timeout_s)
+                    self.limiter.on_timeout(ticket.epoch, self.cfg.request_timeout_s)
+                elif exc.kind in CONGESTION:
+                    self.limiter.on_congestion(ticket.epoch)
+                # The engine may still be generating a timed-out attempt: its slot stays
+                # taken, and this request is not sent again, until it has plausibly finished.
+                abandoned = exc.kind == "timeout"
             except openai.APIStatusError as exc:
                 if exc.status_code in (400, 422) and "response_format" in body:
                     self.plain_output = True
@@ -311,13 +313,16 @@ class LLMClient:
             else:
                 latency = time.perf_counter() - t0
                 t_in, t_out = _usage(data)
-                self.limiter.on_success(epoch, latency, t_out + t_in / 16 + 1)
+                self.limiter.on_success(ticket.epoch, latency, t_out + t_in / 16 + 1)
                 if self._tpm and t_in + t_out:
                     self._tpm.correct(t_in + t_out - est_tokens)
                 self.errors.update(errors)
                 return CallResult(data, "", attempts, latency * 1000, errors)
             finally:
-                await self.limiter.release()
+                if abandoned:
+                    await self.limiter.abandon(ticket, self.cfg.request_timeout_s)
+                else:
+                    await self.limiter.release()
             if attempt <= self.cfg.max_retries:
                 await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
         self.errors.update(errors)

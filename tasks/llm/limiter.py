@@ -6,10 +6,14 @@ queues the rest; a queued request's latency grows with the queue until it times 
 engine keeps generating for a request the client gave up on. Fixed concurrency plus timeout
 retries then feeds the queue faster than it drains (a retry storm). So:
 
-- timeouts, 429 and 503 are congestion: the limit is halved;
-- latency inflation is congestion too: a success whose latency per unit of work is more than
-  `tolerance` times the best seen cuts the limit in proportion (never below half);
-- a success under a full window grows the limit by 1/limit (about +1 per round trip);
+- timeouts, 429 and 503 are congestion: the limit is halved; after a timeout it is also
+  held under what the engine finishes within half a timeout at the rate seen (Little's law);
+- latency inflation is congestion too (TCP Vegas, Netflix's gradient limit): with `best` the
+  lowest latency per unit of work seen, limit * (1 - best / latency) requests were queued in
+  front of this one; more than a few queued (`queue_allowance`) sets the limit to
+  limit * best / latency + allowance (never below half of it);
+- a success under a full window with little queueing grows the limit by 1/limit (about +1
+  per round trip);
 - one cut per window: signals from requests that started before the last cut are ignored
   (they saw the old limit, not the new one);
 - `ceiling` (max_concurrency) bounds it; the start is the engine's own slot count when it
@@ -21,23 +25,37 @@ This class is pure bookkeeping (no clock of its own, no I/O); the client feeds i
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from dataclasses import dataclass
 
 CONGESTION = frozenset({"timeout", "429", "503"})
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One attempt's pass through the gate."""
+
+    epoch: int     # the cut count when it started: older signals do not cut again
+    seq: int       # its sequence number among all attempts
+    ahead: int     # attempts in flight when it started (ghosts included)
+    t: float       # time.monotonic() at the start
 
 
 class AdaptiveLimit:
     """An asyncio gate whose width is `limit` (a float; floor(limit) requests pass)."""
 
     def __init__(self, ceiling: int, initial: float | None = None, *, floor: int = 1,
-                 tolerance: float = 2.0, adaptive: bool = True) -> None:
+                 adaptive: bool = True) -> None:
         self.ceiling = float(ceiling)
         self.floor = float(max(1, min(floor, ceiling)))
         self.limit = self._clamp(initial if initial is not None else ceiling)
-        self.tolerance = tolerance
         self.adaptive = adaptive
         self.in_flight = 0
         self.epoch = 0               # bumped at every cut
+        self.sent = 0                # attempts started (their sequence numbers)
+        self.completed = 0           # attempts that came back with a response
+        self.first_sent: float | None = None
         self.best: float | None = None  # lowest latency per unit of work seen
         self.t0 = time.monotonic()
         self.history: list[tuple[float, float, int]] = [(0.0, self.limit, 0)]
@@ -58,14 +76,18 @@ class AdaptiveLimit:
         self._record()
 
     # --- the gate ---------------------------------------------------------------------------
-    async def acquire(self) -> int:
-        """Wait for room; returns the epoch the request starts in."""
+    async def acquire(self) -> Ticket:
+        """Wait for room; the ticket says when and behind how many the attempt started."""
         if self._cond is None:
             self._cond = asyncio.Condition()
         async with self._cond:
             await self._cond.wait_for(lambda: self.in_flight < int(self.limit))
+            ahead = self.in_flight
             self.in_flight += 1
-            return self.epoch
+            self.sent += 1
+            if self.first_sent is None:
+                self.first_sent = time.monotonic()
+            return Ticket(self.epoch, self.sent, ahead, time.monotonic())
 
     async def release(self) -> None:
         assert self._cond is not None
@@ -73,22 +95,61 @@ class AdaptiveLimit:
             self.in_flight -= 1
             self._cond.notify_all()
 
+    def rate(self) -> float:
+        """Responses per second since the first attempt (0 before any)."""
+        if not self.completed or self.first_sent is None:
+            return 0.0
+        return self.completed / max(1e-3, time.monotonic() - self.first_sent)
+
+    async def abandon(self, ticket: Ticket, fallback_s: float) -> None:
+        """A timed-out attempt: the engine does not know we left and will still serve it, so
+        its slot stays taken (and its request is not sent again) until the engine has
+        plausibly finished it: the time it needs for everything that was ahead of it, at the
+        rate we have seen (`fallback_s` when we have seen none)."""
+        assert self._cond is not None
+        rate = self.rate()
+        wait = (ticket.t + (ticket.ahead + 1) / rate - time.monotonic() if rate
+                else fallback_s)
+        await asyncio.sleep(min(max(wait, 0.0), 10 * fallback_s))
+        await self.release()
+
     # --- the signals --------------------------------------------------------------------------
+    def queue_allowance(self) -> float:
+        """Requests allowed to wait in the engine's queue: 2 at a limit of 1, 5 at 64."""
+        return 2.0 + 0.75 * math.log2(max(self.limit, 1.0)) / 2
+
     def on_success(self, epoch: int, latency_s: float, work: float = 1.0) -> None:
+        self.completed += 1
         if not self.adaptive:
             return
         per = latency_s / max(work, 1e-9)
         if self.best is None or per < self.best:
             self.best = per
-        if per > self.tolerance * self.best:
-            self._cut(epoch, max(0.5, self.tolerance * self.best / per))
-        elif self.in_flight >= int(self.limit):  # only a full window says "more would fit"
+        allowance = self.queue_allowance()
+        queued = self.limit * (1.0 - self.best / per)
+        if queued > allowance:
+            target = self.limit * self.best / per + allowance
+            self._cut(epoch, max(0.5, target / self.limit))
+        elif self.in_flight >= int(self.limit) and queued < allowance / 2:
+            # Only a full window that did not wait says "more would fit".
             self.limit = self._clamp(self.limit + 1.0 / self.limit)
             self._record()
 
     def on_congestion(self, epoch: int) -> None:
         if self.adaptive:
             self._cut(epoch, 0.5)
+
+    def on_timeout(self, epoch: int, timeout_s: float) -> None:
+        """Halve (once per window), and never keep more in flight than the engine finishes
+        within half a timeout at the rate seen so far (Little's law: a longer queue means
+        timeouts for whoever is at its end)."""
+        if not self.adaptive:
+            return
+        self._cut(epoch, 0.5)
+        rate = self.rate()
+        if rate and self.limit > 1.05 * 0.5 * rate * timeout_s:  # not a row per timeout
+            self.limit = self._clamp(0.5 * rate * timeout_s)
+            self._record()
 
     def _cut(self, epoch: int, factor: float) -> None:
         if epoch != self.epoch:
