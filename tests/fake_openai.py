@@ -507,8 +507,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--slots", type=int, default=0, help="saturating engine with N slots")
     args = ap.parse_args()
-    server = FakeOpenAI(latency_s=args.latency, styles=False)
+    server = FakeOpenAI(latency_s=args.latency, slots=args.slots, styles=False)
     server.port = args.port
     server.start()
     print(f"PORT {server.port}", flush=True)

@@ -60,7 +60,7 @@ def test_refresh_against_llama_cpp_with_default_settings(engine_4, warehouse_pat
     assert limits and limits[0][0] == 64 and limits[1][0] == 4
     assert store.unexplained_questions() == 0
     # The rerun sends nothing to the engine: not a completion, not a probe.
-    assert sum(second.values()) == 0 and again["counts"]["llm_requests"] == 0
+    assert sum(second.values()) == 0 and again["counts"].get("llm_requests", 0) == 0
 
 
 def test_two_slots_and_a_ceiling_of_64_settle_near_two_without_a_failure():
@@ -70,10 +70,10 @@ def test_two_slots_and_a_ceiling_of_64_settle_near_two_without_a_failure():
 
         async def go():  # noqa: ANN202
             async with LLMClient(cfg, api_key="x") as client:
-                bodies = [{"model": "smollm2", "max_tokens": 12, "temperature": 0.7,
+                bodies = [{"model": "smollm2", "max_tokens": 8, "temperature": 0.7,
                            "messages": [{"role": "user",
                                          "content": f"Name a color. ({i})"}]}
-                          for i in range(160)]
+                          for i in range(120)]
                 return await asyncio.gather(*(client.complete(b) for b in bodies)), client
         results, client = asyncio.run(go())
         sent = proxy.stats()["kinds"]["POST /v1/chat/completions"]

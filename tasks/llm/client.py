@@ -313,7 +313,8 @@ class LLMClient:
             else:
                 latency = time.perf_counter() - t0
                 t_in, t_out = _usage(data)
-                self.limiter.on_success(ticket.epoch, latency, t_out + t_in / 16 + 1)
+                self.limiter.on_success(ticket.epoch, latency, t_out + t_in / 16 + 1,
+                                        _service_s(data))
                 if self._tpm and t_in + t_out:
                     self._tpm.correct(t_in + t_out - est_tokens)
                 self.errors.update(errors)
@@ -333,6 +334,17 @@ class LLMClient:
 def _usage(data: dict[str, Any]) -> tuple[int, int]:
     usage = data.get("usage") or {}
     return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
+def _service_s(data: dict[str, Any]) -> float | None:
+    """Seconds llama.cpp spent on the prompt and the answer (its `timings`), else None."""
+    t = data.get("timings")
+    if not isinstance(t, dict):
+        return None
+    try:
+        return (float(t.get("prompt_ms") or 0) + float(t.get("predicted_ms") or 0)) / 1000
+    except (TypeError, ValueError):
+        return None
 
 
 async def engine_slots(base_url: str) -> int | None:

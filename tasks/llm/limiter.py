@@ -8,9 +8,10 @@ retries then feeds the queue faster than it drains (a retry storm). So:
 
 - timeouts, 429 and 503 are congestion: the limit is halved; after a timeout it is also
   held under what the engine finishes within half a timeout at the rate seen (Little's law);
-- latency inflation is congestion too (TCP Vegas, Netflix's gradient limit): with `best` the
-  lowest latency per unit of work seen, limit * (1 - best / latency) requests were queued in
-  front of this one; more than a few queued (`queue_allowance`) sets the limit to
+- latency inflation is congestion too (TCP Vegas, Netflix's gradient limit): with `u` the
+  share of a response's latency the engine spent serving it (llama.cpp says, in `timings`;
+  otherwise the lowest latency per unit of work seen over this one's), limit * (1 - u)
+  requests were queued in front of it; more than a few queued (`queue_allowance`) sets the limit to
   limit * best / latency + allowance (never below half of it);
 - a success under a full window with little queueing grows the limit by 1/limit (about +1
   per round trip);
@@ -115,20 +116,30 @@ class AdaptiveLimit:
 
     # --- the signals --------------------------------------------------------------------------
     def queue_allowance(self) -> float:
-        """Requests allowed to wait in the engine's queue: 2 at a limit of 1, 5 at 64."""
-        return 2.0 + 0.75 * math.log2(max(self.limit, 1.0)) / 2
+        """Requests allowed to wait in the engine's queue (one ready when a slot frees), plus
+        a tenth of the limit for the noise of latencies measured by a busy client: 1.1 at a
+        limit of 1, 2.4 at 4, 10.4 at 64."""
+        return 1.0 + 0.5 * math.log2(max(self.limit, 1.0)) + 0.1 * self.limit
 
-    def on_success(self, epoch: int, latency_s: float, work: float = 1.0) -> None:
+    def on_success(self, epoch: int, latency_s: float, work: float = 1.0,
+                   service_s: float | None = None) -> None:
+        """`service_s`: the time the engine spent on it, when it says (llama.cpp's
+        `timings`); the rest of the latency was waiting. Without it the unqueued latency is
+        estimated as the best latency per unit of work seen."""
         self.completed += 1
         if not self.adaptive:
             return
         per = latency_s / max(work, 1e-9)
         if self.best is None or per < self.best:
             self.best = per
+        if service_s is not None and latency_s > 0:
+            unqueued = min(1.0, service_s / latency_s)
+        else:
+            unqueued = self.best / per
         allowance = self.queue_allowance()
-        queued = self.limit * (1.0 - self.best / per)
+        queued = self.limit * (1.0 - unqueued)
         if queued > allowance:
-            target = self.limit * self.best / per + allowance
+            target = self.limit * unqueued + allowance
             self._cut(epoch, max(0.5, target / self.limit))
         elif self.in_flight >= int(self.limit) and queued < allowance / 2:
             # Only a full window that did not wait says "more would fit".
