@@ -66,20 +66,26 @@ def test_refresh_against_llama_cpp_with_default_settings(engine_4, warehouse_pat
 def test_two_slots_and_a_ceiling_of_64_settle_near_two_without_a_failure():
     with LocalEngine(parallel=2, ctx_per_slot=1024, threads=2) as engine, \
             CountingProxy(engine.base_url) as proxy:
-        cfg = ClientConfig(base_url=proxy.base_url, max_concurrency=64, engine_hint=False)
+        # A generous timeout: this is about where the limit settles, and a machine shared
+        # with other jobs can make the engine's first queue of 62 very slow.
+        cfg = ClientConfig(base_url=proxy.base_url, max_concurrency=64, engine_hint=False,
+                           request_timeout_s=900)
 
         async def go():  # noqa: ANN202
             async with LLMClient(cfg, api_key="x") as client:
                 bodies = [{"model": "smollm2", "max_tokens": 8, "temperature": 0.7,
                            "messages": [{"role": "user",
                                          "content": f"Name a color. ({i})"}]}
-                          for i in range(120)]
+                          for i in range(60)]
                 return await asyncio.gather(*(client.complete(b) for b in bodies)), client
         results, client = asyncio.run(go())
         sent = proxy.stats()["kinds"]["POST /v1/chat/completions"]
     lim = client.limiter
-    tail = [h[1] for h in lim.history if h[0] >= lim.history[-1][0] / 2]
-    print(f"\n2 slots: limit 64 -> {lim.limit:.2f}, second half {min(tail):.2f}.."
-          f"{max(tail):.2f}; {sent} attempts for {len(results)} requests")
+    limits = [h[1] for h in lim.history]
+    settled = next((i for i, v in enumerate(limits) if v <= 6), len(limits) - 1)
+    print(f"\n2 slots: limit 64 -> {lim.limit:.2f}, after settling {min(limits[settled:]):.2f}"
+          f"..{max(limits[settled:]):.2f}; {sent} attempts for {len(results)} requests; "
+          f"history {lim.history}")
     assert all(r.ok for r in results) and sent == len(results)  # no retry, no failure
-    assert lim.limit <= 6 and max(tail) <= 8  # near 2, far below 64
+    # Near the 2 slots (a couple waiting keeps them busy), far below the ceiling of 64.
+    assert lim.limit <= 6 and max(limits[settled:]) <= 8

@@ -8,11 +8,13 @@ retries then feeds the queue faster than it drains (a retry storm). So:
 
 - timeouts, 429 and 503 are congestion: the limit is halved; after a timeout it is also
   held under what the engine finishes within half a timeout at the rate seen (Little's law);
-- latency inflation is congestion too (TCP Vegas, Netflix's gradient limit): with `u` the
-  share of a response's latency the engine spent serving it (llama.cpp says, in `timings`;
-  otherwise the lowest latency per unit of work seen over this one's), limit * (1 - u)
-  requests were queued in front of it; more than a few queued (`queue_allowance`) sets the limit to
-  limit * best / latency + allowance (never below half of it);
+- latency inflation is congestion too. When the engine says how long it served each request
+  (llama.cpp's `timings`), Little's law gives how many it serves at a time (the sum of service
+  times over the elapsed time of the last responses), and the limit is set to that plus a
+  small queue allowance. Otherwise (TCP Vegas, Netflix's gradient limit) with `best` the
+  lowest latency per unit of work seen, limit * (1 - best / latency) requests were queued in
+  front of a response; more than a few (`queue_allowance`) sets the limit to
+  limit * best / latency + allowance (never below half of it, once per window);
 - a success under a full window with little queueing grows the limit by 1/limit (about +1
   per round trip);
 - one cut per window: signals from requests that started before the last cut are ignored
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 
 CONGESTION = frozenset({"timeout", "429", "503"})
@@ -57,6 +60,8 @@ class AdaptiveLimit:
         self.sent = 0                # attempts started (their sequence numbers)
         self.completed = 0           # attempts that came back with a response
         self.first_sent: float | None = None
+        # (when, engine seconds) of the last responses whose engine said how long it served
+        self._served: deque[tuple[float, float]] = deque(maxlen=8)
         self.best: float | None = None  # lowest latency per unit of work seen
         self.t0 = time.monotonic()
         self.history: list[tuple[float, float, int]] = [(0.0, self.limit, 0)]
@@ -124,25 +129,48 @@ class AdaptiveLimit:
     def on_success(self, epoch: int, latency_s: float, work: float = 1.0,
                    service_s: float | None = None) -> None:
         """`service_s`: the time the engine spent on it, when it says (llama.cpp's
-        `timings`); the rest of the latency was waiting. Without it the unqueued latency is
-        estimated as the best latency per unit of work seen."""
+        `timings`); the rest of the latency was waiting."""
         self.completed += 1
         if not self.adaptive:
             return
+        if service_s is not None:
+            self._served.append((time.monotonic(), service_s))
+            if len(self._served) >= self._served.maxlen:  # type: ignore[operator]
+                self._follow_engine()
+                return
         per = latency_s / max(work, 1e-9)
         if self.best is None or per < self.best:
             self.best = per
-        if service_s is not None and latency_s > 0:
-            unqueued = min(1.0, service_s / latency_s)
-        else:
-            unqueued = self.best / per
         allowance = self.queue_allowance()
-        queued = self.limit * (1.0 - unqueued)
+        # Without the engine's word, the unqueued latency is the best per unit of work seen.
+        queued = self.limit * (1.0 - self.best / per)
         if queued > allowance:
-            target = self.limit * unqueued + allowance
+            target = self.limit * self.best / per + allowance
             self._cut(epoch, max(0.5, target / self.limit))
-        elif self.in_flight >= int(self.limit) and queued < allowance / 2:
-            # Only a full window that did not wait says "more would fit".
+        else:
+            self._grow(queued, allowance)
+
+    def _follow_engine(self) -> None:
+        """With service times (Little's law): the engine served, on average,
+        sum(service) / elapsed requests at a time over the last responses; whatever else
+        we keep in flight waits in its queue. Allow a little waiting, no more."""
+        t_first, _ = self._served[0]
+        t_last, _ = self._served[-1]
+        services = [s for _, s in self._served]
+        elapsed = t_last - t_first + sum(services) / len(services)
+        serving = sum(services) / max(elapsed, 1e-6)
+        allowance = 1.0 + 0.5 * math.log2(max(serving, 1.0))
+        queued = self.in_flight - serving
+        if queued > allowance and self.limit > serving + allowance:
+            self.epoch += 1
+            self.limit = self._clamp(serving + allowance)
+            self._record()
+        else:
+            self._grow(queued, allowance)
+
+    def _grow(self, queued: float, allowance: float) -> None:
+        # Only a full window that did not wait says "more would fit".
+        if self.in_flight >= int(self.limit) and queued < allowance / 2:
             self.limit = self._clamp(self.limit + 1.0 / self.limit)
             self._record()
 
