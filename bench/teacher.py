@@ -41,9 +41,11 @@ BODY = {"model": "gpt-4o-mini", "temperature": 0.0, "max_tokens": 256, "messages
                                 "Python program that computes the answer."}]}
 
 
-def start_server(latency: float, slots: int = 0) -> tuple[subprocess.Popen[str], str]:
+def start_server(latency: float, slots: int = 0, timings: bool = False
+                 ) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_openai.py"),
-                             "--latency", str(latency), "--slots", str(slots)],
+                             "--latency", str(latency), "--slots", str(slots)]
+                            + (["--timings"] if timings else []),
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     if not line.startswith("PORT "):
@@ -83,15 +85,19 @@ async def run_saturated(base_url: str, n: int, timeout: float, adaptive: bool
 def saturating(slots: int, service: float, n: int, timeout: float) -> list[list[object]]:
     rows = []
     capacity = slots / service
-    for adaptive in (False, True):
-        proc, base_url = start_server(service, slots)  # a fresh engine, empty queue
+    variants = [("fixed 64", False, False), ("adaptive, latency only", True, False),
+                ("adaptive, engine timings", True, True)]
+    for name, adaptive, timings in variants:
+        # A fresh engine with an empty queue; "timings": it reports each request's service
+        # time as llama.cpp does (vLLM and Ollama do not).
+        proc, base_url = start_server(service, slots, timings)
         try:
             wall, ok, attempts, limit = asyncio.run(run_saturated(base_url, n, timeout,
                                                                   adaptive))
         finally:
             proc.kill()
             proc.wait()
-        rows.append(["adaptive" if adaptive else "fixed 64", n, ok, n - ok, round(wall, 1),
+        rows.append([name, n, ok, n - ok, round(wall, 1),
                      round(ok / wall, 2), (ok / wall) / capacity, attempts / n,
                      round(limit, 1)])
         print(rows[-1], flush=True)

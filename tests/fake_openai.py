@@ -57,6 +57,7 @@ class FakeConfig:
     p_ramble: float = 0.0             # an answer far longer than any max_tokens
     slots: int = 0                    # > 0: saturating engine with that many slots
     advertise_slots: bool = False     # answer GET /props like llama.cpp
+    timings: bool = False             # say how long each answer was served, like llama.cpp
     supports_n: bool = True           # answer n > 1 with n choices (else one, like Ollama)
     response_format: str = "json"     # json: honour it | ignore | reject (400)
     retry_after: str = "0"
@@ -285,7 +286,10 @@ class FakeOpenAI:
         self._count("ok")
         with self._lock:
             self.served[_ident(question, context)] += 1
-        return _json(200, self._completion(req, question, contents))
+        out = self._completion(req, question, contents)
+        if self.cfg.timings:
+            out["timings"] = {"prompt_ms": 0.0, "predicted_ms": self.cfg.latency_s * 1000}
+        return _json(200, out)
 
     async def _serve_in_slot(self, ident: str) -> None:
         """Wait for one of `slots` (FIFO), then generate for `latency_s` holding it."""
@@ -508,8 +512,10 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.0)
     ap.add_argument("--slots", type=int, default=0, help="saturating engine with N slots")
+    ap.add_argument("--timings", action="store_true", help="report service times")
     args = ap.parse_args()
-    server = FakeOpenAI(latency_s=args.latency, slots=args.slots, styles=False)
+    server = FakeOpenAI(latency_s=args.latency, slots=args.slots, timings=args.timings,
+                        styles=False)
     server.port = args.port
     server.start()
     print(f"PORT {server.port}", flush=True)

@@ -13,7 +13,8 @@ retries then feeds the queue faster than it drains (a retry storm). So:
   times over the elapsed time of the last responses), and the limit is set to that plus a
   small queue allowance. Otherwise (TCP Vegas, Netflix's gradient limit) with `best` the
   lowest latency per unit of work seen, limit * (1 - best / latency) requests were queued in
-  front of a response; more than a few (`queue_allowance`) sets the limit to
+  front of a response; more than a few (`queue_allowance`), with a latency over 3x the best
+  (a client on a busy machine inflates its own latencies), sets the limit to
   limit * best / latency + allowance (never below half of it, once per window);
 - a success under a full window with little queueing grows the limit by 1/limit (about +1
   per round trip);
@@ -34,6 +35,8 @@ from collections import deque
 from dataclasses import dataclass
 
 CONGESTION = frozenset({"timeout", "429", "503"})
+# Latency per unit of work this many times the best seen is a queue, not a busy client's noise.
+INFLATION = 3.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class AdaptiveLimit:
         # (when, engine seconds) of the last responses whose engine said how long it served
         self._served: deque[tuple[float, float]] = deque(maxlen=8)
         self.best: float | None = None  # lowest latency per unit of work seen
+        self.smooth: float | None = None  # its moving average (weight 0.1 per response)
         self.t0 = time.monotonic()
         self.history: list[tuple[float, float, int]] = [(0.0, self.limit, 0)]
         self._cond: asyncio.Condition | None = None
@@ -141,10 +145,16 @@ class AdaptiveLimit:
         per = latency_s / max(work, 1e-9)
         if self.best is None or per < self.best:
             self.best = per
+        if epoch != self.epoch:
+            return  # it waited behind the old limit: it says nothing about this one
+        # Smoothed: one slow response is noise, a queue slows them all.
+        self.smooth = per if self.smooth is None else 0.9 * self.smooth + 0.1 * per
+        per = self.smooth
         allowance = self.queue_allowance()
-        # Without the engine's word, the unqueued latency is the best per unit of work seen.
+        # Without the engine's word, the unqueued latency is the best per unit of work seen;
+        # a busy client inflates latencies by itself, so only a clear inflation counts.
         queued = self.limit * (1.0 - self.best / per)
-        if queued > allowance:
+        if queued > allowance and per > INFLATION * self.best:
             target = self.limit * self.best / per + allowance
             self._cut(epoch, max(0.5, target / self.limit))
         else:
@@ -195,4 +205,5 @@ class AdaptiveLimit:
             return
         self.epoch += 1
         self.limit = self._clamp(self.limit * factor)
+        self.smooth = None  # latencies under the new limit start a new average
         self._record()  # a lower limit frees no room: nobody waiting needs waking
