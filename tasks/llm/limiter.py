@@ -69,7 +69,7 @@ class AdaptiveLimit:
         self.smooth: float | None = None  # its moving average (weight 0.1 per response)
         self.t0 = time.monotonic()
         self.history: list[tuple[float, float, int]] = [(0.0, self.limit, 0)]
-        self._cond: asyncio.Condition | None = None
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     def _clamp(self, value: float) -> float:
         return max(self.floor, min(self.ceiling, value))
@@ -88,40 +88,53 @@ class AdaptiveLimit:
     # --- the gate ---------------------------------------------------------------------------
     async def acquire(self) -> Ticket:
         """Wait for room; the ticket says when and behind how many the attempt started."""
-        if self._cond is None:
-            self._cond = asyncio.Condition()
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.in_flight < int(self.limit))
-            ahead = self.in_flight
-            self.in_flight += 1
-            self.sent += 1
-            if self.first_sent is None:
-                self.first_sent = time.monotonic()
-            return Ticket(self.epoch, self.sent, ahead, time.monotonic())
+        loop = asyncio.get_running_loop()
+        while self.in_flight >= int(self.limit):
+            # A plain FIFO of futures (asyncio.Semaphore's way): no lock round trip per
+            # request, and a response wakes only as many waiters as may pass.
+            fut = loop.create_future()
+            self._waiters.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._wake()  # pass the wake-up on
+                raise
+        ahead = self.in_flight
+        self.in_flight += 1
+        self.sent += 1
+        if self.first_sent is None:
+            self.first_sent = time.monotonic()
+        return Ticket(self.epoch, self.sent, ahead, time.monotonic())
+
+    def _wake(self) -> None:
+        room = int(self.limit) - self.in_flight
+        while room > 0 and self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                room -= 1
 
     async def release(self) -> None:
-        assert self._cond is not None
-        async with self._cond:
-            self.in_flight -= 1
-            self._cond.notify_all()
-
-    def rate(self) -> float:
-        """Responses per second since the first attempt (0 before any)."""
-        if not self.completed or self.first_sent is None:
-            return 0.0
-        return self.completed / max(1e-3, time.monotonic() - self.first_sent)
+        self.in_flight -= 1
+        self._wake()
 
     async def abandon(self, ticket: Ticket, fallback_s: float) -> None:
         """A timed-out attempt: the engine does not know we left and will still serve it, so
         its slot stays taken (and its request is not sent again) until the engine has
         plausibly finished it: the time it needs for everything that was ahead of it, at the
         rate we have seen (`fallback_s` when we have seen none)."""
-        assert self._cond is not None
         rate = self.rate()
         wait = (ticket.t + (ticket.ahead + 1) / rate - time.monotonic() if rate
                 else fallback_s)
         await asyncio.sleep(min(max(wait, 0.0), 10 * fallback_s))
         await self.release()
+
+    def rate(self) -> float:
+        """Responses per second since the first attempt (0 before any)."""
+        if not self.completed or self.first_sent is None:
+            return 0.0
+        return self.completed / max(1e-3, time.monotonic() - self.first_sent)
 
     # --- the signals --------------------------------------------------------------------------
     def queue_allowance(self) -> float:
