@@ -5,7 +5,7 @@
 Part 1, fixed latency (an elastic hosted API):
 The server (tests/fake_openai.py) runs in its own process and answers every chat completion
 after `latency` seconds, so the ideal throughput at C requests in flight is C / latency. For
-16, 64 and 256 in flight we report what our client (tasks/llm/client.py: semaphore,
+16, 64 and 256 in flight we report what our client (tasks/llm/client.py: adaptive limit,
 retry loop, JSON parsing, the openai SDK underneath) reaches as a ratio to that ideal, its CPU
 per request (time.process_time of this process only: the server is another process), and the
 same for a bare httpx client at the same concurrency as the machine's ceiling. Goal: >= 0.85
@@ -159,7 +159,8 @@ def main() -> None:
     body = (markdown_table(header, rows)
             + f"\n\nServer latency {args.latency * 1000:.0f} ms, server in a separate process "
             "on the same machine (tests/fake_openai.py). `client` is LLMClient.complete (openai "
-            "SDK with max_retries=0, our semaphore/retry loop, JSON parsing of the body); `bare` "
+            "SDK with max_retries=0, our adaptive limit (it stays at 64 here: no queue) and retry "
+            "loop, JSON parsing of the body); `bare` "
             "is httpx alone posting the same body, the ceiling this machine allows. CPU is "
             "time.process_time of the client process per request. Goal: ratio >= 0.85 at 64. "
             f"1-min load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f} "
