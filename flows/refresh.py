@@ -26,7 +26,7 @@ from tasks.dedup import Dedup, DedupConfig
 from tasks.embed import ONE_PASS, Embed
 from tasks.execute import ExecConfig, Execute
 from tasks.sources import SourceConfig, load_questions
-from tasks.teachers import TeacherConfig, make_teacher
+from tasks.teachers import TeacherConfig, make_judge, make_synthesizer, make_teacher
 from tasks.teachers.reference import ReferenceTeacherConfig
 from tasks.types import Question
 from warehouse import Store
@@ -124,27 +124,30 @@ def refresh(config: RefreshConfig | None = None) -> RefreshSummary:
         except BaseException:
             store.finish_run(run_id, "failed", dict(run.counts), run.seconds)
             raise
-    _publish_artifacts(summary)
+    _publish_artifacts(summary, store.llm.limits(run_id))
     return summary
 
 
 def _stages(config: RefreshConfig, store: Store, run: PipelineRun,
             loaded: list[Question]) -> RefreshSummary:
     """The pipeline diagram, as code."""
-    rc, model = config.runner, config.dedup.embedding_model
+    rc, src, model = config.runner, config.source, config.dedup.embedding_model
     teacher = make_teacher(config.teacher, cache=store.llm, run_id=run.run_id,
                            batch_size=rc.batch_size, progress=rc.progress)
-    if config.source.synthesized:  # LLM-written questions: the run's cost is theirs
-        loaded = run.stage(_llm_stage("Synthesize", config, store, run), [config.source],
-                           counts_as_input=False)
+    if src.synthesized:  # LLM-written questions: the run's cost is theirs
+        synth = make_synthesizer(config.teacher, cache=store.llm, run_id=run.run_id,
+                                 source=src.source, seed_source=src.seed_source,
+                                 progress=rc.progress)
+        plan = synth.plan(src.source.partition(":")[2], src.n or 100, src.seed)
+        loaded = run.stage(synth, plan, counts_as_input=False)
     run.counts["input"] = len(loaded)
+    judge = make_judge(config.teacher, cache=store.llm, run_id=run.run_id, progress=rc.progress)
     questions = run.stages(loaded, [
         Embed(model, store, rc.batch_size if rc.task_runner == "dask" else ONE_PASS,
               show_progress=rc.progress and rc.task_runner == "threads"),
         Dedup(config.dedup, store),                  # exact, then semantic; batch + warehouse
         Decontaminate(config.decontamination, store, model, load_questions),  # before anyone pays
-        *([_llm_stage("Judge", config, store, run)] if getattr(config.teacher, "judge", False)
-          else []),
+        *([judge] if judge else []),                # after dedup: nobody pays for a duplicate
     ])
     samples = run.stage(teacher, questions)
     by_id = {q.question_id: q for q in questions}
@@ -169,21 +172,8 @@ def _stages(config: RefreshConfig, store: Store, run: PipelineRun,
         quality=QualityReport.of(validate.outcome))
 
 
-def _llm_stage(kind: str, config: RefreshConfig, store: Store, run: PipelineRun) -> Any:
-    """The judge and synthesis: LLM steps on the teacher's endpoint."""
-    from tasks.errors import InputError
-    from tasks.teachers import llm_stage
-
-    if not hasattr(config.teacher, "base_url"):
-        what = "synthesis" if kind == "Synthesize" else "the judge"
-        raise InputError(f"--source {config.source.source}: {what} needs --teacher openai")
-    cls = getattr(llm_stage, kind)
-    extra = ((config.source.source, config.source.n, config.source.seed)
-             if kind == "Synthesize" else ())
-    return cls(config.teacher, store.llm, run.run_id, *extra, progress=config.runner.progress)
-
-
-def _publish_artifacts(summary: RefreshSummary) -> None:
+def _publish_artifacts(summary: RefreshSummary,
+                       limits: list[tuple[str, float, float, int]]) -> None:
     c = summary.counts
     lines = [
         f"# Refresh {summary.status}",
@@ -207,6 +197,11 @@ def _publish_artifacts(summary: RefreshSummary) -> None:
                               key="refresh-llm-cost",
                               description="LLM teacher: requests, cache hits, failures, "
                                           "tokens and dollars of this run")
+    if limits:  # the adaptive concurrency limit over the run, per LLM step
+        create_table_artifact(table=[{"step": p, "t_s": round(t, 2), "limit": round(lim, 2),
+                                      "in_flight": n} for p, t, lim, n in limits],
+                              key="refresh-llm-limit",
+                              description="Requests the client allowed in flight over time")
     if summary.quality.checks:
         create_table_artifact(table=summary.quality.checks, key="refresh-quality",
                               description="Batch and drift expectations: refused, warning "

@@ -14,6 +14,10 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+# GSM8K's calculator annotations in worked solutions: "48/2=<<48/2=24>>24". The source reads
+# the difficulty from them, the reference teacher derives its program from them.
+ANNOTATION = re.compile(r"<<(.*?)>>")
+
 SCALE_FACTORS: dict[str, float] = {
     "thousand": 1e3,
     "million": 1e6,

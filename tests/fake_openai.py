@@ -6,10 +6,17 @@ to misbehave at the byte level). It serves
 
     POST /v1/chat/completions          scripted latency, 429 + Retry-After, 500, timeouts,
                                        truncated / non-JSON / choice-less 200 bodies, and
-                                       right, wrong or unparseable answers
+                                       right, wrong, unparseable or rambling answers; `n`
+                                       choices; JSON for a `response_format` (or a 400)
+    GET  /props                        {"total_slots": N} when `advertise_slots`
     POST /v1/files, GET /v1/files/ID[/content]
     POST /v1/batches, GET /v1/batches/ID
     GET  /_stats                       counters (also `FakeOpenAI.stats()` in-process)
+
+Saturating mode (`slots=N`): like a local engine, at most N completions are generated at a
+time, each taking `latency_s`; the rest wait in a FIFO queue, so latency grows with the queue.
+A request the client abandoned (timeout) keeps its place and its slot: the engine does not
+know the client left.
 
 Answers: the question is read from the last user message ("Question: ...", the context is
 what precedes it) and looked up in the `answers` dict the test passes in: (question, context)
@@ -47,6 +54,12 @@ class FakeConfig:
     p_wrong: float = 0.0
     p_unparseable: float = 0.0
     p_judge_no: float = 0.0
+    p_ramble: float = 0.0             # an answer far longer than any max_tokens
+    slots: int = 0                    # > 0: saturating engine with that many slots
+    advertise_slots: bool = False     # answer GET /props like llama.cpp
+    timings: bool = False             # say how long each answer was served, like llama.cpp
+    supports_n: bool = True           # answer n > 1 with n choices (else one, like Ollama)
+    response_format: str = "json"     # json: honour it | ignore | reject (400)
     retry_after: str = "0"
     timeout_sleep_s: float = 30.0
     api_key: str | None = None       # when set, other keys get a 401 that echoes them
@@ -89,6 +102,10 @@ class FakeOpenAI:
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, _Batch] = {}
         self.synthesized = 0
+        self.queued = 0                               # saturating mode: waiting + in service
+        self.peak_queued = 0
+        self.inside: Counter[str] = Counter()         # saturating mode: attempts held now
+        self._slots: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -140,13 +157,15 @@ class FakeOpenAI:
         with self._lock:
             return {"kinds": dict(self.kinds), "served": dict(self.served),
                     "attempts": dict(self.attempts), "requests": sum(self.kinds.values()),
-                    "served_total": sum(self.served.values())}
+                    "served_total": sum(self.served.values()),
+                    "peak_queued": self.peak_queued}
 
     def reset_counts(self) -> None:
         with self._lock:
             self.kinds.clear()
             self.served.clear()
             self.attempts.clear()
+            self.peak_queued = 0
 
     # ------------------------------------------------------------------ HTTP
     async def _connection(self, reader: asyncio.StreamReader,
@@ -181,6 +200,8 @@ class FakeOpenAI:
         path = target.split("?", 1)[0]
         if path == "/_stats":
             return _json(200, self.stats())
+        if path == "/props" and self.cfg.advertise_slots:
+            return _json(200, {"total_slots": self.cfg.slots})
         key = headers.get("authorization", "").removeprefix("Bearer ").strip()
         if self.cfg.api_key is not None and key != self.cfg.api_key:
             with self._lock:
@@ -227,10 +248,15 @@ class FakeOpenAI:
         system = next((m["content"] for m in messages if m["role"] == "system"), "")
         user = [m["content"] for m in messages if m["role"] == "user"][-1]
         question, context = _split(user)
+        if "response_format" in req and self.cfg.response_format == "reject":
+            self._count("400")
+            return _json(400, {"error": {"message": "response_format is not supported"}})
         with self._lock:
             self.attempts[_ident(question, context)] += 1
             attempt = self.attempts[_ident(question, context)]
-        if self.cfg.latency_s:
+        if self.cfg.slots:
+            await self._serve_in_slot(_ident(question, context))
+        elif self.cfg.latency_s:
             await asyncio.sleep(self.cfg.latency_s)
         fault = self._fault(_ident(question, context), attempt)
         if fault == "429":
@@ -253,34 +279,74 @@ class FakeOpenAI:
             if variant == 1:  # a proxy's HTML error page with a 200
                 return 200, "text/html", b"<html><body>Bad gateway</body></html>", {}
             return _json(200, {"object": "chat.completion", "choices": []})
-        content = self._answer(system, question, context, attempt)
+        n = int(req.get("n") or 1) if self.cfg.supports_n else 1
+        structured = "response_format" in req and self.cfg.response_format == "json"
+        contents = [self._answer(system, question, context, attempt, c, structured)
+                    for c in range(n)]
         self._count("ok")
         with self._lock:
             self.served[_ident(question, context)] += 1
-        return _json(200, self._completion(req, question, content))
+        out = self._completion(req, question, contents)
+        if self.cfg.timings:
+            out["timings"] = {"prompt_ms": 0.0, "predicted_ms": self.cfg.latency_s * 1000}
+        return _json(200, out)
+
+    async def _serve_in_slot(self, ident: str) -> None:
+        """Wait for one of `slots` (FIFO), then generate for `latency_s` holding it."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.cfg.slots)
+        with self._lock:
+            self.queued += 1
+            self.peak_queued = max(self.peak_queued, self.queued)
+            self.inside[ident] += 1
+            if self.inside[ident] > 1:  # a retry while the engine still holds an attempt
+                self.kinds["twice_in_flight"] += 1
+        try:
+            async with self._slots:
+                await asyncio.sleep(self.cfg.latency_s)
+        finally:
+            with self._lock:
+                self.queued -= 1
+                self.inside[ident] -= 1
 
     def _count(self, kind: str) -> None:
         with self._lock:
             self.kinds[kind] += 1
 
-    def _completion(self, req: dict[str, Any], question: str, content: str) -> dict[str, Any]:
+    def _completion(self, req: dict[str, Any], question: str, content: str | list[str]
+                    ) -> dict[str, Any]:
         chars = sum(len(m.get("content") or "") for m in req.get("messages") or [])
-        return {"id": f"chatcmpl-{abs(hash((question, content))) % 10**12}",
+        limit = int(req.get("max_tokens") or 1_000_000)
+        choices = []
+        for i, text in enumerate([content] if isinstance(content, str) else content):
+            cut = len(text) // 4 > limit  # about 4 characters a token
+            choices.append({"index": i, "finish_reason": "length" if cut else "stop",
+                            "message": {"role": "assistant",
+                                        "content": text[:limit * 4] if cut else text}})
+        out_tokens = sum(len(c["message"]["content"]) // 4 for c in choices)
+        return {"id": f"chatcmpl-{abs(hash((question, str(content)))) % 10**12}",
                 "object": "chat.completion", "created": int(time.time()),
-                "model": req.get("model", "fake"),
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": content}}],
-                "usage": {"prompt_tokens": chars // 4, "completion_tokens": len(content) // 4,
-                          "total_tokens": chars // 4 + len(content) // 4}}
+                "model": req.get("model", "fake"), "choices": choices,
+                "usage": {"prompt_tokens": chars // 4, "completion_tokens": out_tokens,
+                          "total_tokens": chars // 4 + out_tokens}}
 
-    def _answer(self, system: str, question: str, context: str, attempt: int) -> str:
+    def _answer(self, system: str, question: str, context: str, attempt: int,
+                choice: int = 0, structured: bool = False) -> str:
         if "You write new math word problems" in system:
-            return self._synthesize(question, attempt)
+            text = self._synthesize(question, attempt)
+            return json.dumps({"question": text}) if structured else text
         if "You review math" in system:
             no = _u(self.cfg.seed, "judge", question) < self.cfg.p_judge_no
+            if structured:
+                return json.dumps({"solvable": not no,
+                                   "reason": "ambiguous" if no else "self-contained"})
             return "no: the question is ambiguous" if no else "yes: self-contained"
         program = self.answers.get((question, context), self.answers.get(question))
-        u = _u(self.cfg.seed, "answer", question, context, attempt)
+        # Choice 0 draws as a request without `n` did, so both ways see the same answers.
+        draw = (attempt,) if choice == 0 else (attempt, choice)
+        u = _u(self.cfg.seed, "answer", question, context, *draw)
+        if _u(self.cfg.seed, "ramble", question, context, *draw) < self.cfg.p_ramble:
+            return "Let me think about this for a while. " * 400
         if program is None or u < self.cfg.p_unparseable:
             return "I am sorry, I cannot help with that request."
         if u < self.cfg.p_unparseable + self.cfg.p_wrong:
@@ -392,6 +458,31 @@ class FakeOpenAI:
                 "request_counts": b.counts}
 
 
+class CountingProxy(FakeOpenAI):
+    """Forwards every request to a real engine (`upstream`, its .../v1 URL) and counts them
+    by "METHOD /path" in `kinds`: what a run really sent, seen from the engine's side. Like
+    the engine, it carries on with a request whose client has gone."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__()
+        self.upstream = upstream.removesuffix("/v1").rstrip("/")
+        self._http: Any = None
+
+    async def _route(self, method: str, target: str, headers: dict[str, str],
+                     body: bytes) -> tuple[int, str, bytes, dict[str, str]]:
+        import httpx2
+
+        if target.split("?", 1)[0] == "/_stats":
+            return _json(200, self.stats())
+        if self._http is None:  # created on the server's own loop
+            self._http = httpx2.AsyncClient(timeout=None)
+        self._count(f"{method} {target.split('?', 1)[0]}")
+        r = await self._http.request(method, self.upstream + target, content=body,
+                                     headers={"content-type": headers.get(
+                                         "content-type", "application/json")})
+        return r.status_code, r.headers.get("content-type", "application/json"), r.content, {}
+
+
 def _split(user: str) -> tuple[str, str]:
     """(question, context) of a user turn rendered as "<context>\n\nQuestion: <q>..."."""
     found = list(_QUESTION.finditer(user))
@@ -420,8 +511,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--slots", type=int, default=0, help="saturating engine with N slots")
+    ap.add_argument("--timings", action="store_true", help="report service times")
     args = ap.parse_args()
-    server = FakeOpenAI(latency_s=args.latency, styles=False)
+    server = FakeOpenAI(latency_s=args.latency, slots=args.slots, timings=args.timings,
+                        styles=False)
     server.port = args.port
     server.start()
     print(f"PORT {server.port}", flush=True)

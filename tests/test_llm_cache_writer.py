@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tasks.teachers.llm_client import LLMCall
+from tasks.llm.client import LLMCall
 from warehouse.llm import LLMStore
 
 

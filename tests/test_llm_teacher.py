@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from flows.refresh import RefreshConfig, refresh
+from tasks.llm.client import ClientConfig, LLMClient
 from tasks.sources import load_questions
 from tasks.teachers.llm import parse, parse_final_answer, parse_program
-from tasks.teachers.llm_client import ClientConfig, LLMClient
 from warehouse import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -350,8 +350,8 @@ def test_synthesis_fewshot_and_scratch_with_judge(warehouse_path, shared_data):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_batch_api_split_failed_lines_online_and_resume_by_batch_id(warehouse_path):
-    from tasks.teachers.batch import split_jsonl
-    from tasks.teachers.llm import LLMRequest
+    from tasks.llm.batch import split_jsonl
+    from tasks.llm.core import LLMRequest
     from warehouse.llm import LLMStore
 
     reqs = [LLMRequest(f"k{i}", "q", 0, {"messages": [{"content": "x" * 100}]}, 0)
@@ -385,13 +385,12 @@ def test_batch_api_split_failed_lines_online_and_resume_by_batch_id(warehouse_pa
                         batch=True, batch_poll_s=0.05)
         import openai
 
-        from flows.refresh import llm_config
-        from tasks.teachers.llm import prompt
+        from tasks.teachers.llm import LLMTeacher
 
-        llm = llm_config(cfg2)
-        pending = [r for q in load_questions("procedural", n=40, seed=31)
-                   for r in prompt(q, llm, server.base_url)]
         wh = LLMStore(warehouse_path)
+        teacher = LLMTeacher(cfg2.teacher, wh, "killed-run")  # the requests a run sends
+        pending = [r for q in load_questions("procedural", n=40, seed=31)
+                   for r in teacher.requests(q)]
         client = openai.OpenAI(base_url=server.base_url, api_key="x")
         keys, content = split_jsonl(pending)[0]
         f = client.files.create(file=("r.jsonl", content), purpose="batch")
@@ -406,7 +405,7 @@ def test_batch_api_split_failed_lines_online_and_resume_by_batch_id(warehouse_pa
 
 
 def test_rpm_limiter_spaces_requests():
-    from tasks.teachers.llm_client import TokenBucket
+    from tasks.llm.client import TokenBucket
 
     async def go() -> float:
         bucket = TokenBucket(600, burst_s=0.1)  # 10 requests/s, a burst of 1

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tasks.teachers.llm_client import LLMCall
+from tasks.llm.client import LLMCall
 
 from .connection import connect, resolve_path, write
 from .rows import to_json
@@ -122,6 +122,26 @@ class LLMStore:
             thread.join()
         if failure:
             raise failure[0]
+
+    # ---------------------------------------------------------------- limits
+    def save_limits(self, run_id: str, purpose: str,
+                    rows: Sequence[tuple[float, float, int]]) -> None:
+        """The adaptive limit over one step of a run: (t_s, limit, in_flight) rows."""
+        if not rows:
+            return
+        tbl = pa.table({"t_s": pa.array([r[0] for r in rows], type=pa.float64()),
+                        "limit_now": pa.array([r[1] for r in rows], type=pa.float64()),
+                        "in_flight": pa.array([r[2] for r in rows], type=pa.int32())})
+        with write(self.path) as con:
+            con.register("lim_new", tbl)
+            con.execute("INSERT INTO llm_limits (run_id, purpose, t_s, limit_now, in_flight) "
+                        "SELECT ?, ?, t_s, limit_now, in_flight FROM lim_new", [run_id, purpose])
+
+    def limits(self, run_id: str) -> list[tuple[str, float, float, int]]:
+        """(purpose, t_s, limit, in_flight) of a run, in time order."""
+        with connect(self.path) as con:
+            return con.execute("SELECT purpose, t_s, limit_now, in_flight FROM llm_limits "
+                               "WHERE run_id = ? ORDER BY purpose, t_s", [run_id]).fetchall()
 
     # ------------------------------------------------------------- selections
     def save_selections(self, run_id: str, rows: Sequence[dict[str, Any]]) -> None:

@@ -3,15 +3,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import InputError
 from tasks.types import Question
-
-if TYPE_CHECKING:
-    from .synth import SynthContext
 
 SOURCE_KINDS = ("procedural", "gsm8k", "tatqa", "jsonl", "hf", "synth")
 
@@ -27,17 +22,13 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return kind, arg
 
 
-def load_questions(spec: str, n: int | None = None, seed: int = 0, *,
-                   synth: SynthContext | None = None) -> list[Question]:
+def load_questions(spec: str, n: int | None = None, seed: int = 0) -> list[Question]:
     """All questions of a source, or its first n (procedural: n items from `seed`).
-    `synth:MODE` sources call an LLM: they need the teacher's context (`synth`)."""
+    `synth:MODE` sources are written by an LLM inside a refresh (tasks/sources/synth.py)."""
     kind, arg = parse_spec(spec)
     if kind == "synth":
-        from .synth import synthesize
-
-        if synth is None:
-            raise InputError(f"--source {spec}: synthesis needs an LLM (--teacher openai)")
-        return synthesize(arg, n if n is not None else 100, seed, synth)
+        raise InputError(f"--source {spec}: synthesized questions are written inside a "
+                         "refresh (with an LLM teacher), not loaded")
     if kind == "procedural":
         from .procedural import generate_questions
 
@@ -73,6 +64,8 @@ class SourceConfig(BaseModel):
     n: int | None = Field(None, ge=1, description="items to draw; empty: all of a file "
                           "source, 1000 from the procedural generator, 100 synthesized")
     seed: int = Field(0, description="seed of the procedural generator and of synthesis")
+    seed_source: str | None = Field(None, description="seed questions of synth:fewshot / "
+                                    "synth:evolve (a source spec, e.g. gsm8k:PATH)")
 
     @property
     def synthesized(self) -> bool:

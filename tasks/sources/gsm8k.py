@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-from tasks.answers import format_answer, parse_number
+from tasks.answers import ANNOTATION, format_answer, parse_number
 from tasks.errors import InputError
 from tasks.types import Question
 
 SOURCE = "gsm8k"
-ANNOTATION = re.compile(r"<<(.*?)>>")
 _FINAL = "####"
 
 

@@ -6,36 +6,28 @@
 
 Synthesized text passes cheap filters here (ASCII only, length bounds); exact and semantic
 dedup against the batch and the warehouse is the refresh flow's dedup stage, and the optional
-solvability judge (`judge_questions`) runs after dedup, so nobody pays to judge a duplicate.
-Every request goes through the teacher's cached client: a rerun synthesizes nothing new.
+solvability judge (tasks/judge.py) runs after dedup, so nobody pays to judge a duplicate.
+`Synthesizer` is an LLMStep: its requests are cached like the teacher's, so a rerun
+synthesizes nothing new. With structured output the answer is {"question": ...}.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from tasks.errors import InputError
-from tasks.pricing import price_for
-from tasks.teachers.llm import (
-    GenerationStats,
-    LLMRequest,
-    LLMTeacherConfig,
-    ResponseCache,
-    complete_all,
-    content_of,
-    load_template,
-    request_key,
-)
-from tasks.teachers.llm_client import resolve_base_url
+from tasks.llm.config import LLMConfig
+from tasks.llm.core import ResponseCache, load_template
+from tasks.llm.step import LLMStep, Reply
+from tasks.stage import reject
 from tasks.types import Question, Rejection, stable_hash
 
 MODES = ("fewshot", "evolve", "scratch")
 SYNTH_VERSION = "synth_v1"
-JUDGE_VERSION = "judge_v1"
 MIN_CHARS, MAX_CHARS = 20, 1200
 _TOPICS = ("revenue and cost growth between two years", "profit margins",
            "percent change of a budget", "shopping with discounts", "travel speed and time",
@@ -44,28 +36,22 @@ _TOPICS = ("revenue and cost growth between two years", "profit margins",
 _DIFFICULTY = ("easy two-step", "medium three-step", "harder four-step")
 
 
-@dataclass
-class SynthContext:
-    """What a synth source needs besides n and seed; filled with what it produced."""
-
-    llm: LLMTeacherConfig
-    cache: ResponseCache
-    run_id: str
-    seed_source: str | None = None
-    progress: bool = False
-    rejections: list[Rejection] = field(default_factory=list)
-    stats: GenerationStats = field(default_factory=GenerationStats)
-
-
-def _body(cfg: LLMTeacherConfig, system: str, user: str, temperature: float) -> dict[str, Any]:
-    return {"model": cfg.model, "temperature": temperature, "max_tokens": 400,
-            "messages": [{"role": "system", "content": system},
-                         {"role": "user", "content": user}]}
+SCHEMA = {"type": "json_schema", "json_schema": {"name": "question", "strict": True, "schema": {
+    "type": "object", "properties": {"question": {"type": "string"}},
+    "required": ["question"], "additionalProperties": False}}}
 
 
 def clean_question(text: str | None) -> str:
-    """The question in a synthesis answer: no "Question:" label, quotes or fences."""
-    t = (text or "").strip().strip("`").strip()
+    """The question in a synthesis answer: the JSON field when the endpoint kept to the
+    schema, else the text without a "Question:" label, quotes or fences."""
+    t = (text or "").strip()
+    try:
+        data = json.loads(t)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("question"), str):
+        t = data["question"]
+    t = t.strip().strip("`").strip()
     t = re.sub(r"^(?:new\s+)?question\s*\d*\s*[:.-]\s*", "", t, flags=re.I)
     return t.strip().strip('"').strip()
 
@@ -82,86 +68,91 @@ def filter_reason(text: str) -> str | None:
     return None
 
 
-def synthesize(spec_arg: str, n: int, seed: int, ctx: SynthContext) -> list[Question]:
-    """n synthesized questions (fewer after filters; the filtered leave in ctx.rejections)."""
-    mode, _, topic = spec_arg.partition(":")
-    if mode not in MODES:
-        raise InputError(f"--source synth:{spec_arg}: one of {', '.join(MODES)}")
-    seeds: list[Question] = []
-    if mode in ("fewshot", "evolve"):
-        if not ctx.seed_source:
+@dataclass(frozen=True)
+class SynthItem:
+    """One question to write: its position (part of the request key) and its prompt."""
+
+    index: int
+    mode: str
+    seed: int
+    user: str
+
+    @property
+    def item_id(self) -> str:
+        return stable_hash("synth", self.mode, self.seed, self.index)
+
+
+class Synthesizer(LLMStep[SynthItem, Question]):
+    """The `synth` stage: `plan(spec, n, seed)` makes the items, `run(items)` the questions;
+    the filtered and the failed leave as rejections."""
+
+    name: ClassVar[str] = "synth"
+    purpose: ClassVar[str] = "synth"
+    prefix: ClassVar[str] = "synth_"
+
+    def __init__(self, cfg: LLMConfig, cache: ResponseCache, run_id: str,
+                 progress: bool = False, seed_source: str | None = None) -> None:
+        super().__init__(cfg, cache, run_id, progress)
+        self.seed_source = seed_source
+        self.template = load_template(SYNTH_VERSION)
+
+    def plan(self, spec_arg: str, n: int, seed: int) -> list[SynthItem]:
+        mode, _, topic = spec_arg.partition(":")
+        if mode not in MODES:
+            raise InputError(f"--source synth:{spec_arg}: one of {', '.join(MODES)}")
+        seeds = self._seeds(mode, n, seed)
+        items = []
+        for i in range(n):
+            rng = random.Random(f"synth:{mode}:{seed}:{i}")
+            if mode == "fewshot":
+                examples = "\n\n".join(f"- {q.text}"
+                                       for q in rng.sample(seeds, min(3, len(seeds))))
+                user = self.template.sections["fewshot"].format(examples=examples)
+            elif mode == "evolve":
+                user = self.template.sections["evolve"].format(question=seeds[i % len(seeds)].text)
+            else:
+                user = self.template.sections["scratch"].format(
+                    topic=topic or rng.choice(_TOPICS), difficulty=rng.choice(_DIFFICULTY),
+                    index=i)
+            items.append(SynthItem(i, mode, seed, user))
+        return items
+
+    def _seeds(self, mode: str, n: int, seed: int) -> list[Question]:
+        if mode not in ("fewshot", "evolve"):
+            return []
+        if not self.seed_source:
             raise InputError(f"--source synth:{mode} needs --seed-source (e.g. gsm8k:PATH)")
         from tasks.sources import load_questions
 
-        seeds = load_questions(ctx.seed_source, n=max(50, 3 * n), seed=seed)
+        seeds = load_questions(self.seed_source, n=max(50, 3 * n), seed=seed)
         if not seeds:
-            raise InputError(f"--seed-source {ctx.seed_source}: no questions")
-    template = load_template(SYNTH_VERSION)
-    base_url = resolve_base_url(ctx.llm)
-    temperature = max(ctx.llm.temperature, 0.7)  # diversity is the point here
-    requests: list[LLMRequest] = []
-    for i in range(n):
-        rng = random.Random(f"synth:{mode}:{seed}:{i}")
-        if mode == "fewshot":
-            examples = "\n\n".join(f"- {q.text}" for q in rng.sample(seeds, min(3, len(seeds))))
-            user = template.sections["fewshot"].format(examples=examples)
-        elif mode == "evolve":
-            user = template.sections["evolve"].format(question=seeds[i % len(seeds)].text)
-        else:
-            user = template.sections["scratch"].format(
-                topic=topic or rng.choice(_TOPICS), difficulty=rng.choice(_DIFFICULTY),
-                index=i)
-        body = _body(ctx.llm, template.system, user, temperature)
-        requests.append(LLMRequest(request_key(base_url, body, i), f"synth-{i}", i, body, 500))
-    price = price_for(ctx.llm.model, ctx.llm.price_in_per_mtok, ctx.llm.price_out_per_mtok)
-    responses = complete_all(requests, ctx.llm, ctx.llm.model, ctx.cache, run_id=ctx.run_id,
-                             purpose="synth", price=price, stats=ctx.stats,
-                             progress=ctx.progress)
-    out: list[Question] = []
-    for req in requests:
-        resp = responses.get(req.key)
-        item_id = stable_hash("synth", mode, seed, req.sample_idx)
-        if not isinstance(resp, dict):
-            ctx.rejections.append(Rejection(item_id, "synth", "llm_error", str(resp)[:2000]))
-            continue
-        text = clean_question(content_of(resp))
-        reason = filter_reason(text)
+            raise InputError(f"--seed-source {self.seed_source}: no questions")
+        return seeds
+
+    def item_id(self, item: SynthItem) -> str:
+        return item.item_id
+
+    def request_index(self, item: SynthItem, position: int) -> int:
+        return item.index
+
+    def prompt(self, item: SynthItem) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {
+            "model": self.cfg.model, "max_tokens": 400,
+            "temperature": max(self.cfg.temperature, 0.7),  # diversity is the point here
+            "messages": [{"role": "system", "content": self.template.system},
+                         {"role": "user", "content": item.user}]}
+        if self.cfg.structured_output:
+            body["response_format"] = SCHEMA
+        return [body]
+
+    def parse(self, item: SynthItem, text: str, reply: Reply) -> Question | Rejection:
+        question = clean_question(text)
+        reason = filter_reason(question)
         if reason:
-            ctx.rejections.append(Rejection(item_id, "synth", reason, text[:2000]))
-            continue
-        out.append(Question(text=text, source=f"synth:{mode}", source_id=item_id,
-                            meta={"synth_mode": mode, "synth_model": ctx.llm.model,
-                                  "synth_prompt": SYNTH_VERSION}))
-    return out
+            return reject(item.item_id, self.name, reason, question[:2000])
+        return Question(text=question, source=f"synth:{item.mode}", source_id=item.item_id,
+                        meta={"synth_mode": item.mode, "synth_model": self.cfg.model,
+                              "synth_prompt": SYNTH_VERSION})
 
 
-def judge_questions(questions: Sequence[Question], cfg: LLMTeacherConfig,
-                    cache: ResponseCache, *, run_id: str, stats: GenerationStats,
-                    progress: bool = False
-                    ) -> tuple[list[Question], list[Rejection], list[tuple[str, bool | None,
-                                                                           str]]]:
-    """Ask the judge whether each question is solvable. Returns (kept, rejections,
-    verdicts (question_id, solvable, reason)); a failed judge call rejects nothing: the
-    question goes on unjudged (solvable None) rather than being lost to a transport error."""
-    template = load_template(JUDGE_VERSION)
-    base_url = resolve_base_url(cfg)
-    reqs = []
-    for q in questions:
-        body = _body(cfg, template.system, template.user(q.text, q.context), 0.0)
-        body["max_tokens"] = 100
-        reqs.append(LLMRequest(request_key(base_url, body, 0), q.question_id, 0, body, 200))
-    price = price_for(cfg.model, cfg.price_in_per_mtok, cfg.price_out_per_mtok)
-    responses = complete_all(reqs, cfg, cfg.model, cache, run_id=run_id, purpose="judge",
-                             price=price, stats=stats, progress=progress)
-    kept, rejections, verdicts = [], [], []
-    for q, req in zip(questions, reqs, strict=True):
-        text = (content_of(responses.get(req.key)) or "").strip()  # type: ignore[arg-type]
-        m = re.match(r"\W*(yes|no)\b\W*(.*)", text, re.I | re.S)
-        solvable = None if m is None else m.group(1).lower() == "yes"
-        reason = (m.group(2) if m else text).strip()[:500]
-        verdicts.append((q.question_id, solvable, reason))
-        if solvable is False:
-            rejections.append(Rejection(q.question_id, "judge", "unsolvable", reason))
-        else:
-            kept.append(q)
-    return kept, rejections, verdicts
+# --- compatibility with flows/refresh.py until the lead's runner replaces it -----------------

@@ -27,8 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.answers import SCALE_FACTORS, answers_match, parse_number
-from tasks.sources.gsm8k import ANNOTATION
+from tasks.answers import ANNOTATION, SCALE_FACTORS, answers_match, parse_number
 from tasks.stage import StageResult
 from tasks.teachers.base import Selection
 from tasks.types import Question, Rejection, Sample

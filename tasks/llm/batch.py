@@ -1,4 +1,4 @@
-"""OpenAI Batch API for the LLM teacher: half the price, results within 24 h.
+"""OpenAI Batch API for an LLM step: half the price, results within 24 h.
 
 Requests that are not in the cache are written as JSONL (custom_id = the request's cache key),
 split under the API's limits, uploaded, and submitted as batches whose ids are stored in the
@@ -17,9 +17,7 @@ from typing import Any
 
 import openai
 
-from tasks.pricing import price_for
-from tasks.teachers.llm import LLMRequest, LLMTeacherConfig, _run_requests, usage_of
-from tasks.teachers.llm_client import (
+from tasks.llm.client import (
     CallResult,
     LLMCall,
     LLMClient,
@@ -28,6 +26,9 @@ from tasks.teachers.llm_client import (
     run_coroutine,
     scrub,
 )
+from tasks.llm.config import LLMConfig
+from tasks.llm.core import GenerationStats, LLMRequest, run_requests, usage_of
+from tasks.pricing import Price, price_for
 
 MAX_LINES = 50_000
 MAX_BYTES = 190 * 1024 * 1024  # the API takes 200 MB per file; keep a margin
@@ -55,7 +56,8 @@ def split_jsonl(requests: Sequence[LLMRequest], *, max_lines: int = MAX_LINES,
     return chunks
 
 
-def batch_sender(cfg: LLMTeacherConfig, store: Any, *, run_id: str, progress: bool = False
+def batch_sender(cfg: LLMConfig, store: Any, *, run_id: str, purpose: str = "teacher",
+                 progress: bool = False
                  ) -> Callable[[Sequence[LLMRequest]], dict[str, CallResult]]:
     """A `send` for `complete_all` that goes through the Batch API. `store` is the
     warehouse's LLMStore (cache writer and batch table)."""
@@ -83,7 +85,7 @@ def batch_sender(cfg: LLMTeacherConfig, store: Any, *, run_id: str, progress: bo
             with store.writer() as put:
                 for b in batches:
                     _collect(client, store, b["batch_id"], by_key, results, put, run_id,
-                             cfg, price)
+                             cfg, price, purpose)
         except openai.OpenAIError as exc:
             raise RuntimeError(scrub(f"Batch API: {exc}", key)) from None
         finally:
@@ -93,11 +95,9 @@ def batch_sender(cfg: LLMTeacherConfig, store: Any, *, run_id: str, progress: bo
             async def online() -> dict[str, CallResult]:
                 async with LLMClient(cfg, api_key=key, base_url=base_url) as llm:
                     with store.writer() as put:
-                        from tasks.teachers.llm import GenerationStats
-
-                        return await _run_requests(retry, llm, run_id=run_id, model=cfg.model,
-                                                   purpose="teacher", price=price, put=put,
-                                                   stats=GenerationStats(), progress=progress)
+                        return await run_requests(retry, llm, run_id=run_id, model=cfg.model,
+                                                  purpose=purpose, price=price, put=put,
+                                                  stats=GenerationStats(), progress=progress)
             results.update(run_coroutine(online))
         return results
 
@@ -106,7 +106,7 @@ def batch_sender(cfg: LLMTeacherConfig, store: Any, *, run_id: str, progress: bo
 
 def _collect(client: openai.OpenAI, store: Any, batch_id: str, by_key: dict[str, LLMRequest],
              results: dict[str, CallResult], put: Callable[[LLMCall], None], run_id: str,
-             cfg: LLMTeacherConfig, price: Any) -> None:
+             cfg: LLMConfig, price: Price, purpose: str) -> None:
     batch = client.batches.retrieve(batch_id)
     while batch.status not in TERMINAL:
         store.update_batch(batch_id, batch.status)
@@ -130,7 +130,7 @@ def _collect(client: openai.OpenAI, store: Any, batch_id: str, by_key: dict[str,
                 t_in, t_out = usage_of(body)
                 cost = price.cost(t_in, t_out, batch=True)
                 results[req.key] = CallResult(body, attempts=1)
-                put(LLMCall(key=req.key, run_id=run_id, model=cfg.model, purpose="teacher",
+                put(LLMCall(key=req.key, run_id=run_id, model=cfg.model, purpose=purpose,
                             request=req.body, response=body, attempts=1, tokens_in=t_in,
                             tokens_out=t_out, cost_usd=cost, via="batch"))
             else:

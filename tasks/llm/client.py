@@ -1,5 +1,5 @@
 """An async client for any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, llama.cpp,
-TGI) that keeps a large number of requests in flight without getting the account throttled,
+TGI) that keeps as many requests in flight as the endpoint sustains (tasks/llm/limiter.py),
 and that always ends a request with either a response or the reason it has none.
 
 Why our own retry loop: the SDK retries 429/5xx by itself, but not a 200 whose body is
@@ -29,6 +29,8 @@ import httpx2
 import openai
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.llm.limiter import CONGESTION, AdaptiveLimit
+
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 _POOL_SIZE = 32
 T = TypeVar("T")
@@ -44,13 +46,23 @@ class ClientConfig(BaseModel):
     api_key_env: str = Field("OPENAI_API_KEY", description="env var holding the API key")
     api_key_secret: str | None = Field(None, description="Prefect Secret block with the key "
                                        "(wins over the env var)")
-    max_concurrency: int = Field(64, ge=1, le=4096, description="requests in flight")
+    max_concurrency: int = Field(64, ge=1, le=4096, description="ceiling of requests in "
+                                 "flight (the adaptive limit moves below it)")
+    adaptive: bool = Field(True, description="adapt requests in flight to what the endpoint "
+                           "sustains (cut on timeouts, 429, 503, latency inflation); off: "
+                           "always max_concurrency")
+    engine_hint: bool = Field(True, description="start from the slot count a local engine "
+                              "reports (llama.cpp /props or /slots) instead of the ceiling")
     rpm: int | None = Field(None, ge=1, description="client-side requests/minute cap")
     tpm: int | None = Field(None, ge=1, description="client-side tokens/minute cap")
-    request_timeout_s: float = Field(120.0, gt=0, le=3600)
+    request_timeout_s: float = Field(120.0, gt=0, le=3600, description="per attempt; a "
+                                     "timed-out request is retried only after as long again, "
+                                     "since the engine may still be generating it")
     max_retries: int = Field(6, ge=0, le=100, description="retries after the first attempt")
-    backoff_base_s: float = Field(0.5, ge=0, le=60)
-    backoff_max_s: float = Field(30.0, ge=0, le=600)
+    backoff_base_s: float = Field(0.5, ge=0, le=60, description="first retry waits about "
+                                  "this long, doubling each time (with jitter)")
+    backoff_max_s: float = Field(30.0, ge=0, le=600, description="longest wait between "
+                                 "attempts")
 
 
 class MissingAPIKey(RuntimeError):
@@ -191,7 +203,10 @@ class LLMClient:
                     max_connections=per_shard, max_keepalive_connections=per_shard)))
             for _ in range(shards)]
         self._next = itertools.cycle(self._sdks)
-        self._sem = asyncio.Semaphore(cfg.max_concurrency)
+        self.limiter = AdaptiveLimit(cfg.max_concurrency, adaptive=cfg.adaptive)
+        # An endpoint that refuses `response_format` (400/422) gets plain requests from then
+        # on; the step parses the answer from text either way.
+        self.plain_output = False
         self._rpm = TokenBucket(cfg.rpm) if cfg.rpm else None
         self._tpm = TokenBucket(cfg.tpm) if cfg.tpm else None
         self.attempts = 0
@@ -206,6 +221,16 @@ class LLMClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    async def start_from_engine(self) -> None:
+        """Begin at the number of sequences a local engine says it serves (llama.cpp:
+        /props total_slots, else the length of /slots). Hosted APIs are not asked."""
+        if not (self.cfg.adaptive and self.cfg.engine_hint) or \
+                self.base_url.startswith(OPENAI_BASE_URL):
+            return
+        slots = await engine_slots(self.base_url)
+        if slots:
+            self.limiter.start_at(slots)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1))
@@ -256,33 +281,110 @@ class LLMClient:
             attempts = attempt
             self.attempts += 1
             delay: float | None = None
-            async with self._sem:
-                t0 = time.perf_counter()
-                try:
-                    data = await self._attempt(body, endpoint)
-                except _Retryable as exc:
-                    errors[exc.kind] += 1
-                    last = f"{exc.kind}: {exc}"
-                    delay = exc.delay
-                except openai.APIStatusError as exc:
+            if self.plain_output and "response_format" in body:
+                body = {k: v for k, v in body.items() if k != "response_format"}
+            ticket = await self.limiter.acquire()
+            t0 = time.perf_counter()
+            abandoned = False
+            try:
+                data = await self._attempt(body, endpoint)
+            except _Retryable as exc:
+                errors[exc.kind] += 1
+                last = f"{exc.kind}: {exc}"
+                delay = exc.delay
+                if exc.kind == "timeout":
+                    self.limiter.on_timeout(ticket.epoch, self.cfg.request_timeout_s)
+                elif exc.kind in CONGESTION:
+                    self.limiter.on_congestion(ticket.epoch)
+                # The engine may still be generating a timed-out attempt: its slot stays
+                # taken, and this request is not sent again, until it has plausibly finished.
+                abandoned = exc.kind == "timeout"
+            except openai.APIStatusError as exc:
+                if exc.status_code in (400, 422) and "response_format" in body:
+                    self.plain_output = True
+                    errors["no_response_format"] += 1
+                    last = f"{exc.status_code}: {_status_text(exc)}"
+                    delay = 0.0
+                else:
                     errors[str(exc.status_code)] += 1
                     self.errors.update(errors)
                     return CallResult(None, scrub(f"{exc.status_code}: {_status_text(exc)}",
                                                   self._key), attempts, 0.0, errors)
+            else:
+                latency = time.perf_counter() - t0
+                t_in, t_out = _usage(data)
+                self.limiter.on_success(ticket.epoch, latency, t_out + t_in / 16 + 1,
+                                        _service_s(data))
+                if self._tpm and t_in + t_out:
+                    self._tpm.correct(t_in + t_out - est_tokens)
+                self.errors.update(errors)
+                return CallResult(data, "", attempts, latency * 1000, errors)
+            finally:
+                if abandoned:
+                    await self.limiter.abandon(ticket, self.cfg.request_timeout_s)
                 else:
-                    latency = (time.perf_counter() - t0) * 1000
-                    if self._tpm:
-                        usage = data.get("usage") or {}
-                        used = int(usage.get("total_tokens") or 0)
-                        if used:
-                            self._tpm.correct(used - est_tokens)
-                    self.errors.update(errors)
-                    return CallResult(data, "", attempts, latency, errors)
+                    await self.limiter.release()
             if attempt <= self.cfg.max_retries:
                 await asyncio.sleep(delay if delay is not None else self._backoff(attempt))
         self.errors.update(errors)
         return CallResult(None, scrub(f"gave up after {attempts} attempts; last {last}",
                                       self._key), attempts, 0.0, errors)
+
+
+def _usage(data: dict[str, Any]) -> tuple[int, int]:
+    usage = data.get("usage") or {}
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
+def _service_s(data: dict[str, Any]) -> float | None:
+    """Seconds llama.cpp spent on the prompt and the answer (its `timings`), else None."""
+    t = data.get("timings")
+    if not isinstance(t, dict):
+        return None
+    try:
+        return (float(t.get("prompt_ms") or 0) + float(t.get("predicted_ms") or 0)) / 1000
+    except (TypeError, ValueError):
+        return None
+
+
+async def engine_slots(base_url: str) -> int | None:
+    """Sequences a llama.cpp server serves at once, from /props or /slots (None: not a
+    llama.cpp server, or it does not say)."""
+    root = base_url.removesuffix("/v1")
+    async with httpx2.AsyncClient(timeout=2.0) as http:
+        for path in ("/props", "/slots"):
+            try:
+                r = await http.get(root + path)
+                data = r.json() if r.status_code == 200 else None
+            except (httpx2.HTTPError, ValueError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("total_slots"), int):
+                return data["total_slots"]
+            if isinstance(data, list) and data and all(isinstance(x, dict) for x in data):
+                return len(data)
+    return None
+
+
+_N_SUPPORT: dict[tuple[str, str], bool] = {}
+
+
+def probe_n(cfg: ClientConfig, model: str) -> bool:
+    """Does the endpoint answer `n` > 1 with that many choices? One 1-token request, asked
+    once per endpoint and model in a process (OpenAI and vLLM do; Ollama answers one)."""
+    base_url = resolve_base_url(cfg)
+    if (base_url, model) in _N_SUPPORT:
+        return _N_SUPPORT[(base_url, model)]
+
+    async def ask() -> bool:
+        one = cfg.model_copy(update={"max_retries": 1, "max_concurrency": 1, "adaptive": False})
+        async with LLMClient(one) as client:
+            res = await client.complete({"model": model, "n": 2, "max_tokens": 1,
+                                         "temperature": 1.0, "messages": [
+                                             {"role": "user", "content": "Say OK."}]})
+        return res.ok and len((res.data or {}).get("choices") or []) == 2
+
+    _N_SUPPORT[(base_url, model)] = supported = run_coroutine(ask)
+    return supported
 
 
 def _status_text(exc: openai.APIStatusError) -> str:
