@@ -176,10 +176,10 @@ def export_flow(config: ExportConfig) -> ExportMade:
     """Write a stored subset as an HF dataset + Parquet + JSONL in TRL's format."""
     result = export_subset(config)
     create_markdown_artifact(
-        markdown=(f"# Export of subset `{result['subset_id']}`\n\n"
-                  f"{result['n']} examples, format `{result['format']}`, snapshot "
-                  f"{result['snapshot_id']}.\n\n- HF dataset: `{result['hf']}`\n"
-                  f"- Parquet: `{result['parquet']}`\n- JSONL: `{result['jsonl']}`\n"),
+        markdown=(f"# Export of subset `{result.subset_id}`\n\n"
+                  f"{result.n} examples, format `{result.format}`, snapshot "
+                  f"{result.snapshot_id}.\n\n- HF dataset: `{result.hf}`\n"
+                  f"- Parquet: `{result.parquet}`\n- JSONL: `{result.jsonl}`\n"),
         key="export-summary", description="Where the training data was written")
     return result
 

@@ -184,7 +184,7 @@ def test_cli_subset_prints_ids_and_breakdown(wh_path, examples):
     expected = create_subsets(SubsetConfig(sizes=[10, 25], strategy="stratified", seed=4,
                                            warehouse=str(wh_path)))
     for s in expected.subsets:
-        assert f"subset {s['subset_id']}  size {s['size']}" in out.output
+        assert f"subset {s.subset_id}  size {s.size}" in out.output
     assert "kind: " in out.output and "difficulty: " in out.output
     bad = runner.invoke(app, ["subset", "--size", "5000", "--warehouse", str(wh_path)])
     assert bad.exit_code == 2
