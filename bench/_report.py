@@ -20,6 +20,21 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(out)
 
 
+def report(name: str, command: str, body: str, write: bool = True) -> None:
+    """Print a bench's result, and (unless `write` is off) make it its BENCHMARKS.md
+    section."""
+    print(body, flush=True)
+    if write:
+        write_section(name, command, body)
+
+
+def load_note() -> str:
+    """The 1-minute load average: the machine is shared, and timings depend on it."""
+    import os
+
+    return f"Load average during the run: {os.getloadavg()[0]:.1f} (the machine is shared)."
+
+
 def write_section(name: str, command: str, body: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (f"## {name}\n\nCommand: `{command}`  \nMeasured {stamp} on "

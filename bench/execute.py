@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._report import markdown_table, write_section  # noqa: E402
+from bench._report import load_note, markdown_table, report  # noqa: E402
 
 
 def programs(n: int) -> list[str]:
@@ -86,10 +85,9 @@ def main() -> None:
     goal = "met" if med(ours) >= 300 and ratio >= 10 else "NOT met"
     body = (f"{table}\n\nSandbox / naive: **{ratio:.1f}x** (median of {args.reps} interleaved "
             f"repetitions). Goal: at least 300 programs/s and 10x naive: **{goal}**."
-            f" Load average during the run: {os.getloadavg()[0]:.1f} (the machine is shared).")
-    print(body)
-    if not args.no_write:
-        write_section("execute", f"python bench/execute.py --n {args.n}", body)
+            f" {load_note()}")
+    report("execute", f"python bench/execute.py --n {args.n}",
+           body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ under 30 s.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
-from bench._report import markdown_table, write_section  # noqa: E402
+from bench._report import load_note, markdown_table, report  # noqa: E402
 
 
 def candidate_rows(n: int, seed: int) -> pd.DataFrame:
@@ -118,10 +117,9 @@ def main() -> None:
     body = (f"{table}\n\n{checks}\n\nGoal: {args.rows:,} rows under 30 s: **{goal}** "
             f"({big_s:.1f} s with the drift suite and three Data Docs updates). Generating "
             f"the rows took {gen_s:.0f} s (not counted)."
-            f" Load average during the run: {os.getloadavg()[0]:.1f} (the machine is shared).")
-    print(body)
-    if not args.no_write:
-        write_section("quality", f"python bench/quality.py --rows {args.rows}", body)
+            f" {load_note()}")
+    report("quality", f"python bench/quality.py --rows {args.rows}",
+           body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._report import markdown_table, write_section  # noqa: E402
+from bench._report import markdown_table, report  # noqa: E402
 
 
 def main() -> None:
@@ -81,9 +81,8 @@ def main() -> None:
             f"semantic_duplicate={c['semantic_duplicate']}, "
             f"exact_duplicate={c['exact_duplicate']}. One row per stage of the runner "
             "(flows/pipeline.py); `embed` is the encode of the new texts.")
-    print(body)
-    if not args.no_write:
-        write_section("refresh", f"python bench/refresh.py --n {args.n}", body)
+    report("refresh", f"python bench/refresh.py --n {args.n}",
+           body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._report import markdown_table, write_section  # noqa: E402
+from bench._report import markdown_table, report  # noqa: E402
 
 BODY = {"model": "gpt-4o-mini", "temperature": 0.0, "max_tokens": 256, "messages": [
     {"role": "system", "content": "You are a careful quantitative analyst."},
@@ -173,10 +173,9 @@ def main() -> None:
              f"{args.slots / args.service:.0f} req/s), queue unbounded, abandoned requests "
              f"still served; client ceiling 64, timeout {args.timeout:g} s, 6 retries.\n\n"
              + markdown_table(sat_header, sat))
-    print(body)
-    if not args.no_write:
-        write_section("teacher", f"python bench/teacher.py --latency {args.latency} --slots "
-                      f"{args.slots} --service {args.service} --timeout {args.timeout}", body)
+    report("teacher", f"python bench/teacher.py --latency {args.latency} --slots "
+                      f"{args.slots} --service {args.service} --timeout {args.timeout}",
+           body, write=not args.no_write)
 
 
 if __name__ == "__main__":

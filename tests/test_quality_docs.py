@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_ui_browser import ARGS, CHROMIUM, SHOTS, _require_browser  # noqa: I001
+from browser import SHOTS, browser_page  # noqa: I001
 
 from quality.context import docs_dir_for
 from quality.validate import validate_candidates
@@ -77,46 +77,33 @@ def test_docs_rebuild_renders_the_stored_results_again(failed_docs, tmp_path):
 
 
 def test_browser_shows_the_failed_suite_and_expectation(failed_docs):
-    _require_browser()
-    from playwright.sync_api import sync_playwright
-
     _, out = failed_docs
-    SHOTS.mkdir(parents=True, exist_ok=True)
     shot = SHOTS / "data-docs-failed-validation.png"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.set_default_timeout(30_000)
-            page.route(re.compile(r"^https?://"), lambda route: route.abort())
-            try:
-                page.goto(out.docs_index.as_uri())
-                # The index lists this run's result pages (its table is drawn by a CDN
-                # script; the links are in the page either way).
-                links = re.findall(r"validations/samples/run-failed-1/[^\"']+\.html",
-                                   page.content())
-                assert links, "the index does not link the samples result of the run"
-                page.goto((out.docs_index.parent / links[0]).as_uri())
-                page.get_by_text("Expectation Suite:").first.wait_for()
-                body = page.locator("body").inner_text()
-                assert re.search(r"Expectation Suite:\s*samples", body)
-                assert re.search(r"Status:\s*Failed", body)
-                failing = page.get_by_text("Every program compiles as Python").first
-                failing.scroll_into_view_if_needed()
-                assert "25% unexpected" in body  # 3 of 12 programs
-                assert "ans = (1 +" in body      # the failing value is shown
+    with browser_page(shot, height=1600, full_page=True) as page:
+        page.route(re.compile(r"^https?://"), lambda route: route.abort())
+        page.goto(out.docs_index.as_uri())
+        # The index lists this run's result pages (its table is drawn by a CDN
+        # script; the links are in the page either way).
+        links = re.findall(r"validations/samples/run-failed-1/[^\"']+\.html",
+                           page.content())
+        assert links, "the index does not link the samples result of the run"
+        page.goto((out.docs_index.parent / links[0]).as_uri())
+        page.get_by_text("Expectation Suite:").first.wait_for()
+        body = page.locator("body").inner_text()
+        assert re.search(r"Expectation Suite:\s*samples", body)
+        assert re.search(r"Status:\s*Failed", body)
+        failing = page.get_by_text("Every program compiles as Python").first
+        failing.scroll_into_view_if_needed()
+        assert "25% unexpected" in body  # 3 of 12 programs
+        assert "ans = (1 +" in body      # the failing value is shown
 
-                page.goto(out.docs_pages["curated_batch"])
-                page.get_by_text("Expectation Suite:").first.wait_for()
-                batch = page.locator("body").inner_text()
-                assert re.search(r"Expectation Suite:\s*curated_batch", batch)
-                assert re.search(r"Status:\s*Failed", batch)
-                assert "row_rejected" in batch
-                page.goto((out.docs_index.parent / links[0]).as_uri())
-                compiles = page.get_by_text("Every program compiles as Python").first
-                compiles.scroll_into_view_if_needed()
-            finally:
-                page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+        page.goto(out.docs_pages["curated_batch"])
+        page.get_by_text("Expectation Suite:").first.wait_for()
+        batch = page.locator("body").inner_text()
+        assert re.search(r"Expectation Suite:\s*curated_batch", batch)
+        assert re.search(r"Status:\s*Failed", batch)
+        assert "row_rejected" in batch
+        page.goto((out.docs_index.parent / links[0]).as_uri())
+        compiles = page.get_by_text("Every program compiles as Python").first
+        compiles.scroll_into_view_if_needed()
     assert shot.stat().st_size > 10_000

@@ -7,35 +7,12 @@ Playwright drives the system browser, nothing is downloaded."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
-from pathlib import Path
 
-import pytest
+from browser import SHOTS, browser_page
 
 from warehouse import Store
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-REPO = Path(__file__).resolve().parents[1]
-SHOTS = Path(os.environ.get("DISTILLERY_TEST_ARTIFACTS", REPO / "data" / "test-artifacts"))
-
-
-def _require_browser() -> None:
-    problems = []
-    if not CHROMIUM.exists():
-        problems.append(f"{CHROMIUM} not found (apt-get install chromium chromium-driver)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        problems.append("playwright is not installed (pip install -e '.[dev]')")
-    if problems:
-        # In CI a missing browser is a broken setup, not a reason to skip the UI test.
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("browser test cannot run: " + "; ".join(problems))
-        pytest.skip("; ".join(problems))
 
 
 def _field(page, label: str):  # noqa: ANN001, ANN202 - playwright Page -> Locator
@@ -59,49 +36,36 @@ def _run_id_by_name(live, name: str, timeout_s: float = 30) -> str:  # noqa: ANN
 
 
 def test_custom_finetune_run_from_the_ui(live_prefect):
-    _require_browser()
-    from playwright.sync_api import sync_playwright
-
     live_prefect.seed_snapshot()
     run_name = f"ui-finetune-{uuid.uuid4().hex[:6]}"
-    SHOTS.mkdir(parents=True, exist_ok=True)
     shot = SHOTS / "ui-finetune-run.png"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            try:
-                page.goto(f"{live_prefect.url}/deployments")
-                page.get_by_role("link", name="finetune", exact=True).first.click()
-                page.get_by_role("button", name="Run", exact=True).click()
-                page.get_by_text("Custom run").click()
-                page.get_by_text("Max Steps (Optional)").wait_for()
+    with browser_page(shot) as page:
+        page.goto(f"{live_prefect.url}/deployments")
+        page.get_by_role("link", name="finetune", exact=True).first.click()
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Custom run").click()
+        page.get_by_text("Max Steps (Optional)").wait_for()
 
-                page.get_by_role("textbox").first.fill(run_name)  # Run Name
-                # Plain-typed fields (0 = not set): a value is typed at once, no type
-                # chooser to click first.
-                for label, value in [("Max Steps", "3"), ("Subset Size", "40"),
-                                     ("Eval N", "4"), ("Max New Tokens", "32")]:
-                    _field(page, label).fill(value)
-                page.get_by_role("button", name="Submit").click()
-                # The UI goes back to the deployment page with a toast; its list shows the
-                # new run only once it leaves Scheduled. Look the run up by its name instead.
-                page.wait_for_url("**/deployments/deployment/*")
-                run_id = _run_id_by_name(live_prefect, run_name)
-                page.goto(f"{live_prefect.url}/runs/flow-run/{run_id}")
-                page.get_by_text(run_name).first.wait_for()
-                run = live_prefect.wait_for_run(run_id, timeout_s=240)
-                # The UI shows what the API says (it polls; a reload makes it certain).
-                page.reload()
-                page.get_by_text("Completed", exact=True).first.wait_for()
-                # Show what the form sent, for whoever looks at the screenshot.
-                page.get_by_text("Parameters", exact=True).last.click()
-                page.get_by_text('"max_steps": 3').first.wait_for()
-            finally:
-                page.screenshot(path=str(shot))
-        finally:
-            browser.close()
+        page.get_by_role("textbox").first.fill(run_name)  # Run Name
+        # Plain-typed fields (0 = not set): a value is typed at once, no type
+        # chooser to click first.
+        for label, value in [("Max Steps", "3"), ("Subset Size", "40"),
+                             ("Eval N", "4"), ("Max New Tokens", "32")]:
+            _field(page, label).fill(value)
+        page.get_by_role("button", name="Submit").click()
+        # The UI goes back to the deployment page with a toast; its list shows the
+        # new run only once it leaves Scheduled. Look the run up by its name instead.
+        page.wait_for_url("**/deployments/deployment/*")
+        run_id = _run_id_by_name(live_prefect, run_name)
+        page.goto(f"{live_prefect.url}/runs/flow-run/{run_id}")
+        page.get_by_text(run_name).first.wait_for()
+        run = live_prefect.wait_for_run(run_id, timeout_s=240)
+        # The UI shows what the API says (it polls; a reload makes it certain).
+        page.reload()
+        page.get_by_text("Completed", exact=True).first.wait_for()
+        # Show what the form sent, for whoever looks at the screenshot.
+        page.get_by_text("Parameters", exact=True).last.click()
+        page.get_by_text('"max_steps": 3').first.wait_for()
 
     assert run.name == run_name
     assert run.state.is_completed(), f"{run.state}\n{live_prefect.logs()}"

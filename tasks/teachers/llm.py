@@ -20,7 +20,7 @@ from tasks.llm.core import load_template as load_template
 from tasks.llm.step import LLMFailure, LLMStep, Outcome, Reply
 from tasks.stage import StageResult, reject
 from tasks.teachers.base import STAGE, Selection
-from tasks.teachers.replies import parse_final_answer, parse_program
+from tasks.teachers.replies import parse, parse_final_answer, parse_program
 from tasks.types import Question, Rejection, Sample
 
 TEACHER = "openai"
@@ -91,19 +91,6 @@ def gen_params(cfg: LLMTeacherConfig) -> dict[str, Any]:
     if cfg.stop_sequences:
         params["stop"] = cfg.stop_sequences
     return params
-
-
-def parse(text: str | None, fmt: str) -> str | None:
-    """A program that sets `ans`, or None (unparseable). A CoT answer becomes the one-line
-    program `ans = <final answer>` so verification, selection and the curated view treat both
-    formats alike; its reasoning stays in `samples.raw`."""
-    if fmt == "cot":
-        value = parse_final_answer(text or "")
-        if value is None:
-            return None
-        return f"ans = {int(value)!r}\n" if float(value).is_integer() and abs(value) < 1e15 \
-            else f"ans = {value!r}\n"
-    return parse_program(text or "")
 
 
 class LLMTeacher(LLMStep[Question, Sample]):
