@@ -29,6 +29,7 @@ Null values are left to expect_column_values_to_not_be_null, as GE's own map exp
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -75,6 +76,33 @@ def finite_number(text: object, max_abs: float | None = None) -> bool:
     return max_abs is None or abs(value) <= max_abs
 
 
+_KL_SENTENCE = ("Kullback-Leibler (KL) divergence from the reference distribution (the "
+                "current snapshot) must be lower than $threshold.")
+
+
+def _sentence_template(renderer_configuration: Any, sentence: str,
+                       numbers: Sequence[str]) -> Any:
+    """The Data Docs sentence of an expectation: `$column <sentence>` with its params."""
+    from great_expectations.render.renderer_configuration import RendererValueType
+
+    renderer_configuration.add_param(name="column", param_type=RendererValueType.STRING)
+    for name in numbers:
+        renderer_configuration.add_param(name=name, param_type=RendererValueType.NUMBER)
+    template = sentence
+    if renderer_configuration.include_column_name:
+        template = f"$column {template}"
+    renderer_configuration.template_str = template
+    return renderer_configuration
+
+
+def _string_block(sentence: str, kwargs: dict[str, Any], params: Sequence[str]
+                  ) -> list[dict[str, Any]]:
+    """The same sentence for GE's legacy prescriptive renderer."""
+    values = {name: kwargs.get(name) for name in ("column", *params)}
+    return [{"content_block_type": "string_template", "string_template": {
+        "template": f"$column {sentence}", "params": values}}]
+
+
 class _Rendered:
     """Data Docs sentences for a custom expectation, as GE's built-ins have: `_sentence`
     returns the template (with $param placeholders) for the expectation's kwargs."""
@@ -87,19 +115,9 @@ class _Rendered:
 
     @classmethod
     def _prescriptive_template(cls, renderer_configuration: Any) -> Any:
-        from great_expectations.render.renderer_configuration import RendererValueType
-
-        renderer_configuration.add_param(name="column", param_type=RendererValueType.STRING)
         kwargs = renderer_configuration.kwargs
-        for name in cls._params:
-            if kwargs.get(name) is not None:
-                renderer_configuration.add_param(name=name,
-                                                 param_type=RendererValueType.NUMBER)
-        template = cls._sentence(kwargs)
-        if renderer_configuration.include_column_name:
-            template = f"$column {template}"
-        renderer_configuration.template_str = template
-        return renderer_configuration
+        return _sentence_template(renderer_configuration, cls._sentence(kwargs),
+                                  [n for n in cls._params if kwargs.get(n) is not None])
 
     @classmethod
     @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
@@ -108,9 +126,7 @@ class _Rendered:
                                **kwargs: Any) -> list[dict[str, Any]]:
         config = configuration or (result.expectation_config if result else None)
         kw = dict(config.kwargs) if config else {}
-        params = {name: kw.get(name) for name in ("column", *cls._params)}
-        return [{"content_block_type": "string_template", "string_template": {
-            "template": f"$column {cls._sentence(kw)}", "params": params}}]
+        return _string_block(cls._sentence(kw), kw, cls._params)
 
 
 class ColumnValuesCompileAsPython(ColumnMapMetricProvider):
@@ -258,16 +274,7 @@ class ExpectColumnKlDivergenceFromReferenceToBeLessThan(ExpectColumnKLDivergence
     def _prescriptive_template(cls, renderer_configuration: Any) -> Any:
         if not _is_parameter(renderer_configuration.kwargs.get("partition_object")):
             return super()._prescriptive_template(renderer_configuration)
-        from great_expectations.render.renderer_configuration import RendererValueType
-
-        renderer_configuration.add_param(name="column", param_type=RendererValueType.STRING)
-        renderer_configuration.add_param(name="threshold", param_type=RendererValueType.NUMBER)
-        template = ("Kullback-Leibler (KL) divergence from the reference distribution (the "
-                    "current snapshot) must be lower than $threshold.")
-        if renderer_configuration.include_column_name:
-            template = f"$column {template}"
-        renderer_configuration.template_str = template
-        return renderer_configuration
+        return _sentence_template(renderer_configuration, _KL_SENTENCE, ["threshold"])
 
     @classmethod
     @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
@@ -278,8 +285,4 @@ class ExpectColumnKlDivergenceFromReferenceToBeLessThan(ExpectColumnKLDivergence
         if not _is_parameter(kwargs_.get("partition_object")):
             return super()._prescriptive_renderer(configuration, result, runtime_configuration,
                                                   **kwargs)
-        params = {"column": kwargs_.get("column"), "threshold": kwargs_.get("threshold")}
-        return [{"content_block_type": "string_template", "string_template": {
-            "template": "$column Kullback-Leibler (KL) divergence from the reference "
-                        "distribution (the current snapshot) must be lower than $threshold.",
-            "params": params}}]
+        return _string_block(_KL_SENTENCE, kwargs_, ("threshold",))
