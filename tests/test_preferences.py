@@ -1,0 +1,215 @@
+"""The preferences flow on samples of a real refresh (noisy teacher, real sandbox, real
+DuckDB, real Prefect, the real GE suite): distinct-solution sets, outcome pairs, step pairs
+at the first wrong step the noisy teacher recorded, verifier labels, and their exports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from datasets import load_from_disk
+
+from flows.pipeline import PipelineRun
+from flows.preferences import PreferencesConfig, preferences
+from flows.refresh import RefreshConfig, refresh
+from quality.preferences import validate_pairs
+from tasks.answers import answers_match
+from tasks.execute import execute_programs
+from tasks.preferences.pairs import Group, distinct_solutions, outcome_pairs
+from tasks.preferences.signature import program_signature, split_steps
+from tasks.preferences.stages import ValidatePairs
+from tasks.render import render_prompt
+from tasks.teachers.reference import reference_program
+from warehouse import Store
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, prefect_harness):
+    """A noisy-teacher refresh (half the questions wrong), then the preferences flow."""
+    root = tmp_path_factory.mktemp("prefs")
+    wh = str(root / "w.duckdb")
+    refresh(RefreshConfig(source="procedural", n=120, seed=13, teacher="noisy",
+                          error_rate=0.5, warehouse=wh))
+    out = preferences(PreferencesConfig(warehouse=wh, out=str(root / "exports")))
+    return Store(wh), out, root / "exports"
+
+
+def _samples(store: Store) -> dict[str, dict]:
+    cols, rows = store.query("SELECT sample_id, question_id, teacher, program, exec_status, "
+                             "correct, meta, run_id FROM samples")
+    return {r[0]: dict(zip(cols, r, strict=True)) for r in rows}
+
+
+def _wrong_noisy(store: Store) -> list[dict]:
+    return [s for s in _samples(store).values() if s["teacher"] == "noisy"
+            and s["correct"] is False]
+
+
+def test_outcome_pairs_one_per_wrong_sample_with_lineage(made):
+    store, out, _ = made
+    wrong = _wrong_noisy(store)
+    assert len(wrong) > 20
+    samples = _samples(store)
+    _, rows = store.query("SELECT question_id, chosen_sample_id, rejected_sample_id, chosen, "
+                          "rejected, prompt, rule, run_id FROM preference_pairs "
+                          "WHERE pair_type = 'outcome'")
+    assert {r[2] for r in rows} == {s["sample_id"] for s in wrong}
+    questions = {q.question_id: q for q in store.load_questions([r[0] for r in rows])}
+    for qid, chosen_id, rejected_id, chosen, rejected, prompt, rule, run_id in rows:
+        c, r = samples[chosen_id], samples[rejected_id]
+        assert c["question_id"] == r["question_id"] == qid
+        assert c["correct"] is True and r["correct"] is False  # stored execution verdicts
+        assert chosen == c["program"].strip() and rejected == r["program"].strip()
+        assert chosen != rejected
+        # The right side is the reference program, run and checked by this run.
+        assert c["teacher"] == "reference" and c["run_id"] == out.run_id == run_id
+        q = questions[qid]
+        assert c["program"] == reference_program(q)
+        assert prompt == render_prompt(q.text, q.context)
+        assert rule.startswith("outcome:closest")
+    assert out.counts["reference_added"] == len(wrong) == out.tables["pairs.outcome"]
+
+
+def test_outcome_rule_takes_the_right_sample_closest_to_the_wrong_one(made):
+    store, _, _ = made
+    group = next(g for g in store.preferences.groups() if g.wrong() and g.right())
+    right = group.right()[0]
+    far = replace(right, sample_idx=0, teacher="other", correct=True,
+                  program=right.program + "\nunused = 1\nans = ans * 1")
+    group = Group(group.question, [far, *group.samples])  # `far` comes first in order
+    (pair,) = outcome_pairs(group)
+    assert pair.chosen_sample_id == right.sample_id  # closer by edit distance, not first
+    assert pair.meta["distance"] > 0
+
+
+def test_step_pairs_find_the_first_wrong_step_known_by_construction(made):
+    """The noisy teacher changed line `error_step` of the reference program; the step pair
+    sits at that step, its prefix is the (right) reference lines before it, the chosen
+    continuation reaches the gold from that prefix and the wrong step does not."""
+    store, _, _ = made
+    wrong = {s["sample_id"]: s for s in _wrong_noisy(store)}
+    cols, rows = store.query("SELECT * FROM preference_pairs WHERE pair_type = 'step'")
+    pairs = [dict(zip(cols, r, strict=True)) for r in rows]
+    assert {p["rejected_sample_id"] for p in pairs} == set(wrong)
+    questions = {q.question_id: q for q in store.load_questions([p["question_id"]
+                                                                 for p in pairs])}
+    programs, golds, kinds = [], [], []
+    for p in pairs:
+        s, q = wrong[p["rejected_sample_id"]], questions[p["question_id"]]
+        meta = json.loads(s["meta"])
+        ref, bad = split_steps(reference_program(q)), split_steps(s["program"])
+        # Found independently: the first line where the wrong program leaves the reference.
+        first_diff = next(i for i, (a, b) in enumerate(zip(ref, bad, strict=True)) if a != b)
+        assert p["step"] == meta["error_step"] == first_diff
+        assert p["prefix"] == "\n".join(ref[:first_diff])
+        assert p["rejected"] == bad[first_diff] and p["chosen"].splitlines()[0] == ref[first_diff]
+        head = [p["prefix"]] if p["prefix"] else []
+        programs += ["\n".join([*head, p["chosen"]]),  # the right continuation
+                     "\n".join([*head, p["rejected"], *p["chosen"].splitlines()[1:]])]
+        golds.append(q)
+        kinds.append(meta["error_kind"])
+    results = execute_programs(programs)
+    right_ok = [answers_match(r.value, q.gold_answer, scale=q.meta.get("scale"))
+                for r, q in zip(results[0::2], golds, strict=True)]
+    wrong_ok = [answers_match(r.value, q.gold_answer, scale=q.meta.get("scale"))
+                for r, q in zip(results[1::2], golds, strict=True)]
+    assert all(right_ok)
+    # One wrong step is enough to miss the gold, except for `rounding`, which rounds every
+    # value (its first rounded step alone may still round to the gold).
+    assert not any(ok for ok, kind in zip(wrong_ok, kinds, strict=True) if kind != "rounding")
+    assert len({k for k in kinds}) >= 4
+
+
+def test_distinct_solutions_by_signature_then_distance(made):
+    store, out, _ = made
+    assert out.tables["solution_sets"] == out.counts["solution_set_questions"] > 50
+    group = next(g for g in store.preferences.groups() if len(g.right()) == 1)
+    right = group.right()[0]
+    steps = split_steps(right.program)
+    renamed = "\n".join(line.replace(steps[0].split("=")[0].strip(), "x_renamed")
+                        for line in steps)
+    spaced = right.program.replace(" = ", "   =   ") + "\n\n# a comment\n"
+    other = right.program + "\nans = ans + 0"
+    assert program_signature(renamed) == program_signature(spaced) == \
+        program_signature(right.program)
+    variants = [replace(right, teacher="t", sample_idx=i, program=p)
+                for i, p in enumerate([renamed, spaced, other], start=1)]
+    group = Group(group.question, [right, *variants])
+    kept = distinct_solutions(group, n=4)
+    assert [s.program for s, _ in kept] == [right.program, other]
+    assert len(distinct_solutions(group, n=1)) == 1
+    # A tiny edit is not a distinct solution when a least distance is asked for.
+    assert [s.program for s, _ in distinct_solutions(group, n=4, min_distance=0.5)] == \
+        [right.program]
+
+
+def test_failing_pairs_become_rejections_and_are_not_stored(made):
+    store, _, _ = made
+    groups = [g for g in store.preferences.groups() if g.wrong() and g.right()][:3]
+    pairs = [p for g in groups for p in outcome_pairs(g)]
+    pairs[0] = replace(pairs[0], rejected=pairs[0].chosen, chosen_sample_id="x1")
+    pairs[1] = replace(pairs[1], rejected_correct=True, chosen_sample_id="x2")
+    sample_questions = {s.sample_id: s.question_id for g in groups for s in g.samples}
+    sample_questions.update(x1=pairs[0].question_id, x2=pairs[1].question_id)
+    run = PipelineRun(store.preferences, "bad-pairs-run")
+    kept = run.stage(ValidatePairs(validate_pairs, sample_questions, "bad-pairs-run"), pairs)
+    assert [p.pair_id for p in kept] == [pairs[2].pair_id]
+    reasons = dict(store.query("SELECT item_id, reason FROM rejections "
+                               "WHERE run_id = 'bad-pairs-run'")[1])
+    assert reasons == {
+        pairs[0].pair_id: "expect_select_column_values_to_be_unique_within_record",
+        pairs[1].pair_id: "expect_column_values_to_be_in_set(rejected_correct)"}
+    stored = {r[0] for r in store.query("SELECT pair_id FROM preference_pairs")[1]}
+    assert pairs[0].pair_id not in stored and pairs[1].pair_id not in stored
+    (ok,) = store.query("SELECT success FROM validations WHERE run_id = 'bad-pairs-run' "
+                        "AND suite = 'preference_pairs'")[1]
+    assert ok == (False,)
+
+
+def test_exports_in_trl_formats(made):
+    store, out, exports = made
+    assert set(out.exports) == {"preference", "kto", "rft", "verifier"}
+    pref = load_from_disk(str(exports / "preference" / "hf"))
+    assert len(pref) == out.tables["pairs.outcome"] + out.tables["pairs.step"]
+    for row in pref:
+        assert [t["role"] for t in row["chosen"]] == [t["role"] for t in row["rejected"]] \
+            == ["assistant"]
+        assert row["chosen"] != row["rejected"]
+        roles = [t["role"] for t in row["prompt"]]
+        if row["pair_type"] == "outcome":
+            assert roles == ["system", "user"]
+            assert row["chosen"][0]["content"].startswith("```python\n")
+        else:  # the prompt ends inside the assistant turn: the right steps so far
+            assert roles == ["system", "user", "assistant"]
+            assert row["prompt"][2]["content"].startswith("```python\n")
+            assert row["chosen"][0]["content"].endswith("```")
+    kto = load_from_disk(str(exports / "kto" / "hf"))
+    assert set(kto.column_names) >= {"prompt", "completion", "label"}
+    assert sum(kto["label"]) > 0 and sum(not x for x in kto["label"]) == len(pref)
+    rft = [json.loads(x) for x in (exports / "rft" / "data.jsonl").read_text().splitlines()]
+    assert len(rft) == out.tables["solution_sets"]
+    assert all(m["role"] for r in rft for m in r["messages"])
+    ver = load_from_disk(str(exports / "verifier" / "hf"))
+    assert len(ver) == out.tables["verifier_labels"]
+    n_wrong = len(_wrong_noisy(store))
+    assert sum(not x for x in ver["label"]) == n_wrong
+
+
+def test_verifier_labels_balanced_on_request(made):
+    store, _, _ = made
+    rows = store.preferences.verifier_rows(balanced=True, seed=3)
+    right = [r for r in rows if r["correct"]]
+    assert len(right) == len(rows) - len(right) == len(_wrong_noisy(store))
+    assert rows != store.preferences.verifier_rows(balanced=True, seed=4)
+    assert {r["error_kind"] is None for r in right} == {True}
+
+
+def test_rerun_adds_nothing(made):
+    store, _, _ = made
+    before = (store.counts()["samples"], store.preferences.counts())
+    again = preferences(PreferencesConfig(warehouse=str(store.path)))
+    assert again.counts.get("reference_added", 0) == 0  # every question now has a right sample
+    assert (store.counts()["samples"], store.preferences.counts()) == before
