@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from datasets import load_from_disk
@@ -213,3 +214,49 @@ def test_rerun_adds_nothing(made):
     again = preferences(PreferencesConfig(warehouse=str(store.path)))
     assert again.counts.get("reference_added", 0) == 0  # every question now has a right sample
     assert (store.counts()["samples"], store.preferences.counts()) == before
+
+
+def test_llm_teacher_k_samples_against_the_test_server(tmp_path, monkeypatch):
+    """K=4 samples per question from the LLM teacher (the local OpenAI-compatible server
+    answers some wrongly): outcome pairs come from the question's own samples, the K right
+    samples (same program, other wrapping) are one distinct solution, and wrong samples with
+    no recorded step give no step pair."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-preferences")
+    rows, answers = [], {}
+    for i in range(24):
+        a, b = 11 + i, 7 + 3 * i
+        text = f"A crate holds {a} apples and {b} pears. How many fruits are in crate {i}?"
+        answers[text] = f"apples = {a}\npears = {b}\nans = apples + pears"
+        rows.append({"question": text, "answer": str(a + b)})
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    wh = tmp_path / "w.duckdb"
+    with FakeOpenAI(answers, p_wrong=0.3) as server:
+        refresh(RefreshConfig(source=f"jsonl:{path}", teacher="openai", samples=4,
+                              temperature=0.7, base_url=server.base_url, warehouse=str(wh),
+                              request_timeout_s=0.5, backoff_base_s=0.01, max_retries=6))
+    out = preferences(PreferencesConfig(warehouse=str(wh)))
+    store = Store(wh)
+    _, mixed = store.query(
+        "SELECT question_id FROM samples GROUP BY 1 "
+        "HAVING bool_or(correct) AND bool_or(NOT correct)")
+    _, pairs = store.query(
+        "SELECT p.question_id, c.teacher, c.correct, r.correct, r.program LIKE '%ans + 1' "
+        "FROM preference_pairs p JOIN samples c ON c.sample_id = p.chosen_sample_id "
+        "JOIN samples r ON r.sample_id = p.rejected_sample_id WHERE pair_type = 'outcome'")
+    assert mixed and {r[0] for r in pairs} >= {r[0] for r in mixed}
+    assert all(t == "openai" and c and not w and bump for q, t, c, w, bump in pairs
+               if q in {m[0] for m in mixed})
+    n_wrong = store.query("SELECT count(*) FROM samples WHERE correct = false")[1][0][0]
+    assert out.counts["step_skipped.no_known_wrong_step"] == n_wrong
+    _, sets = store.query("SELECT question_id, count(*) FROM solution_sets GROUP BY 1")
+    n_right = store.query("SELECT count(DISTINCT question_id) FROM samples "
+                          "WHERE correct")[1][0][0]
+    assert len(sets) == n_right and {n for _, n in sets} == {1}
+    assert store.query("SELECT max(n) FROM (SELECT count(*) n FROM samples WHERE correct "
+                       "GROUP BY question_id)")[1][0][0] > 1  # K right samples, one solution
