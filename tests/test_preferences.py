@@ -260,3 +260,27 @@ def test_llm_teacher_k_samples_against_the_test_server(tmp_path, monkeypatch):
     assert len(sets) == n_right and {n for _, n in sets} == {1}
     assert store.query("SELECT max(n) FROM (SELECT count(*) n FROM samples WHERE correct "
                        "GROUP BY question_id)")[1][0][0] > 1  # K right samples, one solution
+
+
+def test_dpo_on_the_exported_pairs(made, tmp_path):
+    """TRL's DPOTrainer on the preference export (outcome and step pairs, the step pairs'
+    prompts ending inside the assistant turn), a tiny student built here: the policy moves
+    towards the chosen side."""
+    from tasks.preferences.dpo import DPOParams, load_pairs, train_dpo
+    from tasks.student import build_tiny_student
+
+    _, _, exports = made
+    full = load_from_disk(str(exports / "preference" / "hf"))
+    step = [i for i, t in enumerate(full["pair_type"]) if t == "step"][:4]
+    outcome = [i for i, t in enumerate(full["pair_type"]) if t == "outcome"][:4]
+    pairs = load_pairs(exports / "preference").select(step + outcome)
+    texts = ["\n".join(t["content"] for t in r["prompt"] + r[side])
+             for r in pairs for side in ("chosen", "rejected")]
+    model, tok = build_tiny_student(texts, n_layer=1, n_embd=64, n_head=2, vocab_size=1024)
+    out = train_dpo(pairs, tmp_path / "dpo", DPOParams(learning_rate=1e-3, max_steps=10,
+                                                       batch_size=4, logging_steps=5),
+                    model=model, tokenizer=tok)
+    assert out.steps == 10
+    assert out.first_loss == pytest.approx(0.6931, abs=1e-3)  # policy == reference at start
+    assert out.final_loss < 0.6 and out.reward_margin > 0 and out.reward_accuracy > 0.5
+    assert (tmp_path / "dpo" / "config.json").is_file()
