@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from warehouse import Store
+
 BIN = Path(sys.executable).parent / "distillery"
 
 
@@ -33,6 +35,15 @@ def test_preferences_command(tmp_path):
             (tmp_path / "ex" / "verifier" / "data.jsonl").read_text().splitlines()]
     assert sum(r["label"] for r in rows) * 2 == len(rows)
 
+    out = _run("dpo", "--pairs", str(tmp_path / "ex" / "preference"), "--max-pairs", "8",
+               "--max-steps", "3", "--batch-size", "4", "--learning-rate", "1e-3",
+               "--logging-steps", "1", "-w", str(wh))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "8 pairs, 3 steps" in out.stdout
+    (row,) = Store(wh).query("SELECT status, params ->> 'method', metrics ->> 'pairs', "
+                             "output_dir FROM finetune_runs")[1]
+    assert row[:3] == ("completed", "dpo", "8") and (Path(row[3]) / "config.json").is_file()
+
 
 def test_bad_options_are_one_line(tmp_path):
     out = _run("preferences", "-w", str(tmp_path / "none.duckdb"))
@@ -41,3 +52,5 @@ def test_bad_options_are_one_line(tmp_path):
     assert not (tmp_path / "none.duckdb").exists()
     out = _run("preferences", "-w", str(tmp_path / "none.duckdb"), "--min-distance", "2")
     assert out.returncode == 2 and "--min-distance" in out.stderr
+    out = _run("dpo", "--pairs", str(tmp_path / "nope"), "-w", str(tmp_path / "w.duckdb"))
+    assert out.returncode == 2 and "no such folder" in out.stderr
