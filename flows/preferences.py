@@ -24,11 +24,13 @@ from tasks.execute import ExecConfig
 from tasks.export import export_examples, write_dataset
 from tasks.preferences import export as pair_export
 from tasks.preferences.dpo import DPOParams, load_pairs, train_dpo
+from tasks.preferences.rollouts import ReferenceContinuer
 from tasks.preferences.stages import (
     DistinctSolutions,
     OutcomePairs,
     ReferenceSolutions,
     StepPairs,
+    StepRollouts,
     ValidatePairs,
 )
 from warehouse import Store
@@ -49,6 +51,11 @@ class PreferencesConfig(BaseModel):
     reference_chosen: bool = Field(True, description="a question with only wrong samples "
                                    "gets the reference program (executed and checked) as "
                                    "its right sample")
+    step_source: Literal["label", "rollout"] = Field(
+        "label", description="first wrong step of a wrong sample: label = the step its "
+        "teacher recorded (noisy teacher); rollout = the first step from whose prefix no "
+        "rollout of the reference policy reaches the gold")
+    rollouts: int = Field(4, ge=1, le=64, description="rollout: continuations per prefix")
     limit: int | None = Field(None, ge=1, description="only the first N questions (by id)")
     out: str | None = Field(None, description="export folder: preference/, kto/, rft/, "
                             "verifier/ datasets inside; none: nothing exported")
@@ -101,8 +108,10 @@ def _stages(config: PreferencesConfig, store: Store, run: PipelineRun) -> Prefer
     if config.reference_chosen:
         groups = run.stage(ReferenceSolutions(ExecConfig()), groups)
     run.stage(DistinctSolutions(config.solutions_per_question, config.min_distance), groups)
+    if config.step_source == "rollout":
+        run.stage(StepRollouts(ReferenceContinuer(), config.rollouts, ExecConfig()), groups)
     pairs = (run.stage(OutcomePairs(config.outcome_pairs_per_question), groups)
-             + run.stage(StepPairs(), groups))
+             + run.stage(StepPairs(config.step_source), groups))
     sample_questions = {s.sample_id: s.question_id for g in groups for s in g.samples}
     run.stage(ValidatePairs(validate_pairs, sample_questions, run.run_id,
                             docs_dir_for(store.path)), pairs)

@@ -284,3 +284,42 @@ def test_dpo_on_the_exported_pairs(made, tmp_path):
     assert out.first_loss == pytest.approx(0.6931, abs=1e-3)  # policy == reference at start
     assert out.final_loss < 0.6 and out.reward_margin > 0 and out.reward_accuracy > 0.5
     assert (tmp_path / "dpo" / "config.json").is_file()
+
+
+def test_rollouts_find_the_first_wrong_step_without_reading_the_label(made):
+    """Self-Explore's definition, with the reference policy as the rollout model: the first
+    step from whose prefix no continuation reaches the gold, found by running every
+    prefix + continuation in the sandbox; it is the step the noisy teacher changed."""
+    from tasks.preferences.rollouts import ReferenceContinuer, rollout_first_wrong_steps
+
+    store, _, _ = made
+    groups = [g for g in store.preferences.groups() if g.wrong()]
+    wrong = [s for g in groups for s in g.wrong()]
+    found = rollout_first_wrong_steps(wrong, {g.question_id: g.question for g in groups},
+                                      ReferenceContinuer(), k=1)
+    exact = [s for s in wrong if s.meta["error_kind"] != "rounding"]
+    assert len(exact) > 20
+    assert {s.sample_id: found[s.sample_id] for s in exact} == \
+        {s.sample_id: s.meta["error_step"] for s in exact}
+    # `rounding` rounds every value and labels the first value step, which may round to
+    # itself: the rollouts then find a later step, never an earlier one.
+    assert all(found[s.sample_id] >= s.meta["error_step"] for s in wrong
+               if s.meta["error_kind"] == "rounding")
+    # The right samples have no wrong step.
+    right = [s for g in groups for s in g.right()]
+    assert set(rollout_first_wrong_steps(right, {g.question_id: g.question for g in groups},
+                                         ReferenceContinuer(), k=1).values()) == {None}
+
+
+def test_preferences_flow_with_rollout_steps(tmp_path):
+    wh = str(tmp_path / "w.duckdb")
+    refresh(RefreshConfig(source="procedural", n=40, seed=21, teacher="noisy",
+                          error_rate=0.6, error_kinds=["wrong_year", "swapped_operands",
+                                                       "dropped_scale"], warehouse=wh))
+    out = preferences(PreferencesConfig(warehouse=wh, step_source="rollout", rollouts=2))
+    assert out.counts["rollout_found"] == out.counts["rollout_agrees_with_label"] > 5
+    assert "rollout_disagrees_with_label" not in out.counts
+    _, rows = Store(wh).query("SELECT DISTINCT rule FROM preference_pairs "
+                              "WHERE pair_type = 'step'")
+    assert rows == [("step:rollouts(first prefix from which no continuation reaches the "
+                     "gold);chosen=continuation of a right program with the same prefix",)]

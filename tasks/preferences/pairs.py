@@ -25,6 +25,8 @@ from .signature import program_signature, relative_distance, split_steps
 
 OUTCOME_RULE = "outcome:closest-right-to-wrong(signature edit distance)"
 STEP_RULE = "step:meta.error_step;chosen=continuation of a right program with the same prefix"
+ROLLOUT_RULE = ("step:rollouts(first prefix from which no continuation reaches the gold);"
+                "chosen=continuation of a right program with the same prefix")
 
 
 @dataclass
@@ -121,19 +123,23 @@ def outcome_pairs(group: Group, per_question: int = 1) -> list[PreferencePair]:
         for dist, w, c in ranked[:per_question]]
 
 
-def first_wrong_step(sample: Sample) -> int | None:
-    """The 0-based index of the first wrong step where the teacher recorded it."""
-    step = (sample.meta or {}).get("error_step")
+def first_wrong_step(sample: Sample, source: str = "label") -> int | None:
+    """The 0-based index of the first wrong step: where the teacher recorded it (`label`,
+    meta.error_step) or where rollouts found it (`rollout`, meta.rollout_step, set by the
+    step_rollouts stage)."""
+    step = (sample.meta or {}).get("error_step" if source == "label" else "rollout_step")
     return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
-def step_pairs(group: Group) -> tuple[list[PreferencePair], list[tuple[str, str]]]:
-    """Step pairs of a question, and (sample_id, why) for wrong samples that gave none."""
+def step_pairs(group: Group, source: str = "label"
+               ) -> tuple[list[PreferencePair], list[tuple[str, str]]]:
+    """Step pairs of a question, and (sample_id, why) for wrong samples that gave none.
+    `source`: where the first wrong step comes from (see first_wrong_step)."""
     pairs: list[PreferencePair] = []
     skipped: list[tuple[str, str]] = []
     right = group.right()
     for w in group.wrong():
-        k = first_wrong_step(w)
+        k = first_wrong_step(w, source)
         if k is None:
             skipped.append((w.sample_id, "no_known_wrong_step"))
             continue
@@ -150,8 +156,10 @@ def step_pairs(group: Group) -> tuple[list[PreferencePair], list[tuple[str, str]
             pair_type="step", question_id=group.question_id, chosen_sample_id=c.sample_id,
             rejected_sample_id=w.sample_id, prompt=_prompt(group.question),
             prefix="\n".join(steps[:k]), chosen="\n".join(c_steps[k:]), rejected=steps[k],
-            step=k, rule=STEP_RULE, chosen_correct=c.correct, rejected_correct=w.correct,
-            meta={"error_kind": w.meta.get("error_kind"), "n_steps": len(steps)}))
+            step=k, rule=STEP_RULE if source == "label" else ROLLOUT_RULE,
+            chosen_correct=c.correct, rejected_correct=w.correct,
+            meta={"error_kind": w.meta.get("error_kind"), "n_steps": len(steps),
+                  "error_step": w.meta.get("error_step")}))
     return pairs, skipped
 
 

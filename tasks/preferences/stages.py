@@ -14,7 +14,15 @@ from tasks.execute import ExecConfig, execute_programs
 from tasks.stage import StageResult, reject
 from tasks.teachers.reference import reference_samples
 
-from .pairs import Group, PreferencePair, distinct_solutions, outcome_pairs, step_pairs
+from .pairs import (
+    Group,
+    PreferencePair,
+    distinct_solutions,
+    first_wrong_step,
+    outcome_pairs,
+    step_pairs,
+)
+from .rollouts import Continuer, rollout_first_wrong_steps
 
 PAIRS_QUALITY = "pairs_quality"
 
@@ -85,18 +93,49 @@ class OutcomePairs:
         return StageResult(kept=pairs, counts=Counter(outcome_pairs=len(pairs)))
 
 
+class StepRollouts:
+    """Stage: the first wrong step of every wrong sample found by rollouts of a policy
+    (tasks/preferences/rollouts.py), kept on the sample as meta["rollout_step"] for the
+    step_pairs stage. Counts how often it agrees with a step the teacher recorded."""
+
+    name = "step_rollouts"
+    batch_size = None
+
+    def __init__(self, continuer: Continuer, k: int, config: ExecConfig) -> None:
+        self.continuer, self.k, self.config = continuer, k, config
+
+    def run(self, items: list[Group]) -> StageResult[Group]:
+        wrong = [s for g in items for s in g.wrong()]
+        found = rollout_first_wrong_steps(wrong, {g.question_id: g.question for g in items},
+                                          self.continuer, self.k, self.config)
+        counts: Counter[str] = Counter()
+        for s in wrong:
+            step = found.get(s.sample_id)
+            s.meta = {**(s.meta or {}), "rollout_step": step}
+            counts["rollout_found" if step is not None else "rollout_not_found"] += 1
+            label = first_wrong_step(s, "label")
+            if label is not None and step is not None:
+                counts["rollout_agrees_with_label" if label == step
+                       else "rollout_disagrees_with_label"] += 1
+        return StageResult(kept=items, counts=counts)
+
+
 class StepPairs:
-    """Stage: groups in, step pairs out (rule: pairs.STEP_RULE). Wrong samples that give no
-    pair are counted by why (`step_skipped.<why>`): they stay what they were, samples."""
+    """Stage: groups in, step pairs out (rule: pairs.STEP_RULE or ROLLOUT_RULE). Wrong
+    samples that give no pair are counted by why (`step_skipped.<why>`): they stay what they
+    were, samples."""
 
     name = "step_pairs"
     batch_size = None
+
+    def __init__(self, source: str = "label") -> None:
+        self.source = source
 
     def run(self, items: list[Group]) -> StageResult[PreferencePair]:
         pairs: list[PreferencePair] = []
         counts: Counter[str] = Counter()
         for g in items:
-            made, skipped = step_pairs(g)
+            made, skipped = step_pairs(g, self.source)
             pairs += made
             counts.update(f"step_skipped.{why}" for _, why in skipped)
         counts["step_pairs"] = len(pairs)
