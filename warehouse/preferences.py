@@ -37,7 +37,7 @@ _PAIR_COLUMNS = {
 }
 
 # Record kinds only this facet writes (tasks/preferences/stages.py).
-OWN_KINDS = frozenset({"solution_sets", "preference_pairs"})
+OWN_KINDS = frozenset({"solution_sets", "solution_set_questions", "preference_pairs"})
 
 _SAMPLE_FIELDS = ("sample_id", "question_id", "teacher", "model", "prompt_version",
                   "sample_idx", "gen_params", "program", "exec_status", "exec_error",
@@ -141,9 +141,9 @@ class Preferences:
             raise ValueError(f"records {sorted(other)} with {sorted(rec.keys() & OWN_KINDS)}: "
                              "one stage writes one or the other")
         with self.store.write() as con:
-            if "solution_sets" in rec:
-                seen, rows = rec["solution_sets"]
-                _replace_solution_sets(con, run_id, seen, rows)
+            if "solution_set_questions" in rec:
+                _replace_solution_sets(con, run_id, rec["solution_set_questions"],
+                                       rec.get("solution_sets", ()))
             _insert_pairs(con, run_id, rec.get("preference_pairs", ()))
             for suite, success, statistics, results in rec.get("validation", ()):
                 con.execute("INSERT INTO validations (run_id, suite, success, statistics, "

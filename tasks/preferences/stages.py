@@ -75,8 +75,9 @@ class DistinctSolutions:
                              "rank": rank, "signature": sig})
         counts = Counter(solution_set_questions=len({r["question_id"] for r in rows}),
                          distinct_solutions=len(rows))
+        # The questions seen go too: a question with no right solution left loses its rows.
         return StageResult(kept=items, counts=counts, records={
-            "solution_sets": ([g.question_id for g in items], rows)})
+            "solution_sets": rows, "solution_set_questions": [g.question_id for g in items]})
 
 
 class OutcomePairs:
