@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tasks.abstention import abstention_score, is_abstention, is_unanswerable
 from tasks.answers import answers_match
 from tasks.execute import execute_programs
 from tasks.render import extract_program
@@ -41,6 +42,13 @@ class EvalResult:
     questions_per_s: float = 0.0
     new_tokens: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    # Abstention (tasks/abstention.py): +1 right, 0 "I don't know", -1 wrong, averaged;
+    # precision/recall of the abstentions against the unanswerable questions (None: none).
+    abstention_score: float = 0.0
+    abstained: int = 0
+    unanswerable: int = 0
+    abstention_precision: float | None = None
+    abstention_recall: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,23 +143,33 @@ def score(questions: Sequence[Question], completions: Sequence[str], *, eval_set
     by_index = dict(zip(runnable, results, strict=True))
     correct = exec_errors = no_program = 0
     failures: list[dict[str, Any]] = []
+    abstained: list[bool] = []
+    right: list[bool] = []
     for i, q in enumerate(questions):
         res = by_index.get(i)
         if res is None:
             no_program += 1
-            ok, status, value = False, "no_program", None
+            status, value = "no_program", None
+            abst = is_abstention(completions[i])  # "I don't know" in words, no program
         else:
             status, value = res.status, res.value
             if status != "ok":
                 exec_errors += 1
-            ok = status == "ok" and answers_match(value, q.gold_answer,
-                                                  scale=q.meta.get("scale") or None)
+            abst = status == "ok" and is_abstention(value)
+        if is_unanswerable(q):
+            ok = abst  # the right answer to an unanswerable question is to abstain
+        else:
+            ok = status == "ok" and not abst and answers_match(
+                value, q.gold_answer, scale=q.meta.get("scale") or None)
+        abstained.append(abst)
+        right.append(ok)
         correct += ok
         if not ok and len(failures) < max_failures:
             failures.append({"question": q.text[:300], "gold": q.gold_answer, "status": status,
                              "predicted": None if value is None else str(value)[:100],
                              "error": (res.error[:200] if res is not None else ""),
                              "completion": completions[i][:500]})
+    absten = abstention_score(questions, abstained, right)
     n = len(questions)
     seconds = generate_seconds + time.perf_counter() - t0
     return EvalResult(eval_set=eval_set, n=n, accuracy=correct / n if n else 0.0,
@@ -159,7 +177,10 @@ def score(questions: Sequence[Question], completions: Sequence[str], *, eval_set
                       no_program_rate=no_program / n if n else 0.0, correct=correct,
                       seconds=round(seconds, 3), generate_seconds=round(generate_seconds, 3),
                       questions_per_s=round(n / seconds, 3) if seconds else 0.0,
-                      new_tokens=new_tokens, failures=failures)
+                      new_tokens=new_tokens, failures=failures,
+                      abstention_score=round(absten.score, 4), abstained=absten.abstained,
+                      unanswerable=absten.unanswerable,
+                      abstention_precision=absten.precision, abstention_recall=absten.recall)
 
 
 def evaluate_model(model: Any, tokenizer: Any, questions: Sequence[Question], *,

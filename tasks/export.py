@@ -107,13 +107,24 @@ def export_examples(examples: Sequence[Any], out_dir: str | Path, fmt: str = "me
 
     Returns {"n", "format", "columns", "hf", "parquet", "jsonl", "manifest"} (paths as str).
     An existing export in out_dir is replaced, never mixed with or silently reused."""
-    from datasets import Dataset
-
     fmt = normalize_format(fmt)
     if not examples:
         raise InputError("nothing to export: no examples")
-    rows = example_rows(examples, fmt)
-    ds = Dataset.from_list(rows, features=_features(fmt))
+    return write_dataset(example_rows(examples, fmt), out_dir, _features(fmt), fmt,
+                         metadata=metadata)
+
+
+def write_dataset(rows: Sequence[dict[str, Any]], out_dir: str | Path, features: Any,
+                  fmt: str, *, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write rows to out_dir as an HF dataset (`hf/`), `data.parquet`, `data.jsonl` and
+    `manifest.json`; the writer of every export (SFT rows, preference pairs, verifier
+    labels). `features`: the datasets.Features of the rows (explicit, so that a column
+    that happens to be all None keeps its type)."""
+    from datasets import Dataset
+
+    if not rows:
+        raise InputError(f"nothing to export: no {fmt} rows")
+    ds = Dataset.from_list(list(rows), features=features)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from tasks.types import Question, Rejection, Sample, stable_hash, text_key
 from .connection import connect, resolve_path, write
 from .experiments import Experiments
 from .llm import LLMStore, insert_judgments, insert_selections
+from .preferences import Preferences
 from .quality import Quality
 from .rows import arrow_rows, now, to_json, vectors_of
 from .subsets import Subsets
@@ -49,6 +50,11 @@ class Store:
     def quality(self) -> Quality:
         """The current snapshot as the drift reference; validations of a run."""
         return Quality(self)
+
+    @cached_property
+    def preferences(self) -> Preferences:
+        """Distinct-solution sets, preference pairs, verifier labels (flows/preferences.py)."""
+        return Preferences(self)
 
     def connect(self):  # noqa: ANN201 - context manager of a duckdb connection
         return connect(self.path)

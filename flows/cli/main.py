@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from flows.cli import docs, experiments, refresh, serve, teacher  # noqa: F401 - registration
+from flows.cli import (  # noqa: F401 - registration
+    docs,
+    experiments,
+    preferences,
+    refresh,
+    serve,
+    teacher,
+)
 from flows.cli.app import app
 
 

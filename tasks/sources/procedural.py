@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from tasks.abstention import ABSTAIN, ABSTAIN_PROGRAM
 from tasks.types import Question, stable_hash
 
 SPLITS = ("train", "heldout")
@@ -365,12 +366,77 @@ def _question(spec: _Spec, phrasing: int, split: str, seed: int, i: int, origin:
     )
 
 
-def generate_questions(n: int, seed: int = 0, split: str = "train") -> list[Question]:
+def _unanswerable(spec: _Spec, q: Question, rng: random.Random) -> Question | None:
+    """The question of `spec` asked about a year or a line item the table does not have:
+    target ABSTAIN, the reason in meta. None when neither can be changed."""
+    t, args = spec.table, dict(spec.args)
+    years = sorted(t.years)
+    options: list[tuple[str, object, str]] = []  # (arg, new value, reason)
+    for key in ("y", "y1", "y2"):
+        if key in args:
+            y = years[0] - 1 if key == "y1" else years[-1] + 1
+            options.append((key, y, f"year {y} is not in the table"))
+    absent = [k for k, _, _ in ROWS if k not in t.values]
+    for key in ("item", "a", "b"):
+        if key in args and absent:
+            k = rng.choice(absent)
+            options.append((key, k, f"line item {_LABEL[k]!r} is not in the table"))
+    if not options:
+        return None
+    key, value, reason = rng.choice(options)
+    args[key] = value
+    variant = _Spec(t, spec.kind, tuple(sorted(args.items())), spec.value, ABSTAIN_PROGRAM,
+                    spec.ops, stable_hash("procedural-unanswerable", spec.underlying_id, key))
+    meta = {**q.meta, "unanswerable": True, "abstain_reason": reason,
+            "unanswerable_kind": "missing_year" if key.startswith("y") else
+            "missing_line_item", "answerable_text": q.text,
+            "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.items()}}
+    return Question(text=_text(variant, q.meta["phrasing"]), source=q.source,
+                    context=q.context, gold_answer=ABSTAIN, gold_program=ABSTAIN_PROGRAM,
+                    difficulty=q.difficulty, source_id=q.source_id, meta=meta)
+
+
+def parse_split(split: str) -> tuple[str, float]:
+    """'heldout' -> ('heldout', 0.0); 'train:unanswerable=0.2' -> ('train', 0.2): the
+    `--source procedural:SPLIT[:unanswerable=RATE]` spelling."""
+    name, _, opts = split.partition(":")
+    rate = 0.0
+    for opt in filter(None, opts.split(",")):
+        key, _, value = opt.partition("=")
+        try:
+            if key.strip() != "unanswerable":
+                raise ValueError
+            rate = float(value)
+        except ValueError:
+            raise ValueError(f"procedural option {opt!r}: only unanswerable=RATE") from None
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"procedural option {opt!r}: a rate in [0, 1]")
+    return name or "train", rate
+
+
+def generate_questions(n: int, seed: int = 0, split: str = "train",
+                       unanswerable: float | None = None) -> list[Question]:
     """`n` questions, deterministic and prefix-stable in (seed, split).
 
     About PARAPHRASE_RATE of items re-ask an earlier item's question in another phrasing and
     DUPLICATE_RATE repeat an earlier item verbatim, so dedup has realistic work to do.
+    `unanswerable` (or `split` = 'train:unanswerable=0.2'): about that share of the items
+    ask for a year or line item the table does not have, with the target ABSTAIN ("I don't
+    know") and the reason in `meta["abstain_reason"]`; the others are the same items as
+    without it (a separate seeded draw decides).
     """
+    split, rate = parse_split(split)
+    rate = rate if unanswerable is None else unanswerable
+    out, specs = _generate(n, seed, split)
+    if rate > 0:
+        for i, (q, spec) in enumerate(zip(out, specs, strict=True)):
+            rng = random.Random(f"procedural:{split}:{seed}:unanswerable:{i}")
+            if rng.random() < rate:
+                out[i] = _unanswerable(spec, q, rng) or q
+    return out
+
+
+def _generate(n: int, seed: int, split: str) -> tuple[list[Question], list[_Spec]]:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     out: list[Question] = []
@@ -411,4 +477,4 @@ def generate_questions(n: int, seed: int = 0, split: str = "train") -> list[Ques
         phrasings_used.setdefault(spec.underlying_id, set()).add(p)
         out.append(_question(spec, p, split, seed, i, "fresh"))
         specs.append(spec)
-    return out
+    return out, specs

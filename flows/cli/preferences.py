@@ -1,0 +1,55 @@
+"""`distillery preferences`: distinct-solution sets, preference pairs and verifier labels
+from the samples of a warehouse (flows/preferences.py), and their exports."""
+
+from __future__ import annotations
+
+import typer
+
+from flows.cli.app import app, fail, quiet_prefect
+from flows.cli.options import options_from
+from flows.preferences import DPOFlowConfig, PreferencesConfig
+from warehouse.connection import resolve_path
+
+
+def _check(config: PreferencesConfig) -> None:
+    # Reading a warehouse that is not there would create an empty one: refuse instead.
+    path = resolve_path(config.warehouse)
+    if not path.exists():
+        raise ValueError(f"--warehouse {path}: no such file (run `distillery refresh` first)")
+
+
+@app.command()
+@options_from(PreferencesConfig, extra_flags={"warehouse": ["-w"]},
+              envvars={"warehouse": "DISTILLERY_WAREHOUSE"}, check=_check)
+def preferences(config: PreferencesConfig) -> None:
+    """Distinct-solution sets (RFT), outcome and step preference pairs, verifier labels;
+    with --out, export them (TRL preference and KTO rows, SFT rows, verifier rows)."""
+    quiet_prefect()
+    from flows.preferences import preferences as preferences_flow
+
+    out = preferences_flow(config)
+    typer.echo(f"run {out.run_id}: "
+               + ", ".join(f"{k}={v}" for k, v in {**out.counts, **out.tables}.items()))
+    for name, made in out.exports.items():
+        typer.echo(f"  {name}: {made['n']} rows -> {made['jsonl']}")
+    typer.echo("  browse: distillery sql \"select * from pair_browser limit 5\"")
+
+
+@app.command()
+@options_from(DPOFlowConfig, extra_flags={"warehouse": ["-w"]},
+              envvars={"warehouse": "DISTILLERY_WAREHOUSE"})
+def dpo(config: DPOFlowConfig) -> None:
+    """DPO (TRL DPOTrainer) on exported preference pairs, from an SFT model or the tiny one."""
+    quiet_prefect()
+    from flows.preferences import dpo_flow
+    from tasks.errors import InputError
+
+    try:
+        out = dpo_flow(config)
+    except InputError as exc:
+        fail(str(exc))
+    r = out.result
+    typer.echo(f"run {out.run_id}: {out.n_pairs} pairs, {r['steps']} steps, loss "
+               f"{r['first_loss']:.3f} -> {r['final_loss']:.3f}, reward accuracy "
+               f"{r['reward_accuracy']:.2f}, margin {r['reward_margin']:.3f}")
+    typer.echo(f"  model: {out.output_dir}")

@@ -1,0 +1,223 @@
+"""The preferences flow: the samples a warehouse keeps (right and wrong, with their execution
+verdicts) -> reference solutions where a question has only wrong ones -> distinct-solution
+sets -> outcome pairs + step pairs -> the preference_pairs GE suite -> stored pairs, and on
+request the exports (TRL preference and KTO rows, RFT SFT rows, verifier labels).
+
+The stages are tasks/preferences/stages.py; flows/pipeline.py keeps the books; the warehouse
+facet `store.preferences` writes what they return."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.pipeline import PipelineRun
+from quality.context import docs_dir_for
+from quality.preferences import validate_pairs
+from tasks.execute import ExecConfig
+from tasks.export import export_examples, write_dataset
+from tasks.preferences import export as pair_export
+from tasks.preferences.dpo import DPOParams, load_pairs, train_dpo
+from tasks.preferences.rollouts import ReferenceContinuer
+from tasks.preferences.stages import (
+    DistinctSolutions,
+    OutcomePairs,
+    ReferenceSolutions,
+    StepPairs,
+    StepRollouts,
+    ValidatePairs,
+)
+from warehouse import Store
+
+
+class PreferencesConfig(BaseModel):
+    """What to build from the stored samples, and where to export it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    solutions_per_question: int = Field(4, ge=1, le=64, description="distinct-solution sets: "
+                                        "at most this many right solutions per question")
+    min_distance: float = Field(0.05, ge=0, le=1, description="distinct-solution sets: "
+                                "least relative edit distance between two kept signatures")
+    outcome_pairs_per_question: int = Field(1, ge=1, le=64, description="outcome pairs per "
+                                            "question (the wrong samples closest to a right "
+                                            "one first)")
+    reference_chosen: bool = Field(True, description="a question with only wrong samples "
+                                   "gets the reference program (executed and checked) as "
+                                   "its right sample")
+    step_source: Literal["label", "rollout"] = Field(
+        "label", description="first wrong step of a wrong sample: label = the step its "
+        "teacher recorded (noisy teacher); rollout = the first step from whose prefix no "
+        "rollout of the reference policy reaches the gold")
+    rollouts: int = Field(4, ge=1, le=64, description="rollout: continuations per prefix")
+    limit: int | None = Field(None, ge=1, description="only the first N questions (by id)")
+    out: str | None = Field(None, description="export folder: preference/, kto/, rft/, "
+                            "verifier/ datasets inside; none: nothing exported")
+    sft_format: Literal["messages", "prompt_completion"] = Field(
+        "messages", description="format of the RFT (distinct-solution) SFT export")
+    balanced_verifier: bool = Field(False, description="verifier export: as many right as "
+                                    "wrong rows (the larger side sampled down)")
+    seed: int = Field(0, description="seed of the verifier balancing")
+    warehouse: str | None = Field(None, description="DuckDB file; default "
+                                  "$DISTILLERY_WAREHOUSE or data/warehouse.duckdb")
+
+
+class PreferencesSummary(BaseModel):
+    """What a preferences run did: the flow's return value."""
+
+    run_id: str
+    counts: dict[str, Any]
+    stage_seconds: dict[str, float]
+    tables: dict[str, int]  # rows now in the warehouse: pairs by type, sets, labels
+    exports: dict[str, dict[str, Any]] = {}  # name -> export_examples-style result
+    warehouse: str
+
+
+@flow(name="preferences", log_prints=True)
+def preferences(config: PreferencesConfig | None = None) -> PreferencesSummary:
+    """Distinct-solution sets, outcome and step preference pairs and verifier labels from
+    the samples of a warehouse."""
+    config = config or PreferencesConfig()
+    store = Store(config.warehouse)
+    run_id = str(flow_run.id or uuid.uuid4())
+    run = PipelineRun(store.preferences, run_id, artifact_key="preferences")
+    store.start_run(run_id, "preferences", config.model_dump())
+    try:
+        summary = _stages(config, store, run)
+    except BaseException:
+        store.finish_run(run_id, "failed", dict(run.counts), run.seconds)
+        raise
+    store.finish_run(run_id, "completed", dict(run.counts), run.seconds)
+    create_markdown_artifact(key="preferences-summary", markdown="\n".join(
+        ["# Preferences", "", "| count | n |", "|---|---|",
+         *[f"| {k} | {v} |" for k, v in {**summary.counts, **summary.tables}.items()]]))
+    return summary
+
+
+def _stages(config: PreferencesConfig, store: Store, run: PipelineRun) -> PreferencesSummary:
+    with run.timed("load"):
+        groups = store.preferences.groups(config.limit)
+    run.counts["questions"] = len(groups)
+    run.counts["samples"] = sum(len(g.samples) for g in groups)
+    if config.reference_chosen:
+        groups = run.stage(ReferenceSolutions(ExecConfig()), groups)
+    run.stage(DistinctSolutions(config.solutions_per_question, config.min_distance), groups)
+    if config.step_source == "rollout":
+        run.stage(StepRollouts(ReferenceContinuer(), config.rollouts, ExecConfig()), groups)
+    pairs = (run.stage(OutcomePairs(config.outcome_pairs_per_question), groups)
+             + run.stage(StepPairs(config.step_source), groups))
+    sample_questions = {s.sample_id: s.question_id for g in groups for s in g.samples}
+    run.stage(ValidatePairs(validate_pairs, sample_questions, run.run_id,
+                            docs_dir_for(store.path)), pairs)
+    exports: dict[str, dict[str, Any]] = {}
+    if config.out:
+        with run.timed("export"):
+            exports = export_all(store, Path(config.out), config)
+    return PreferencesSummary(run_id=run.run_id, counts=dict(run.counts),
+                              stage_seconds=run.seconds, tables=store.preferences.counts(),
+                              exports=exports, warehouse=str(store.path))
+
+
+def export_all(store: Store, out: Path, config: PreferencesConfig) -> dict[str, dict[str, Any]]:
+    """Every dataset the warehouse has rows for, each in its folder under `out`."""
+    prefs, done = store.preferences, {}
+    pairs = prefs.pairs()
+    meta = {"warehouse": str(store.path)}
+    if pairs:
+        for fmt in pair_export.PAIR_FORMATS:
+            done[fmt] = write_dataset(pair_export.pair_rows(pairs, fmt), out / fmt,
+                                      pair_export.features(fmt), fmt, metadata=meta)
+    examples = prefs.solution_examples()
+    if examples:
+        done["rft"] = export_examples(examples, out / "rft", config.sft_format,
+                                      metadata={**meta, "per_question":
+                                                config.solutions_per_question})
+    labels = prefs.verifier_rows(config.balanced_verifier, config.seed)
+    if labels:
+        done["verifier"] = write_dataset(
+            pair_export.verifier_rows(labels), out / "verifier", pair_export.features(
+                "verifier"), "verifier", metadata={**meta, "balanced": config.balanced_verifier})
+    return done
+
+
+class DPOFlowConfig(BaseModel):
+    """DPO on an exported pair set (`distillery preferences --out DIR` writes DIR/preference)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pairs: str = Field(..., description="the preference export folder (DIR/preference)")
+    pair_type: Literal["all", "outcome", "step"] = Field("all", description="which pairs to "
+                                                         "train on")
+    max_pairs: int | None = Field(None, ge=1, description="at most this many pairs (the "
+                                  "export's order)")
+    base_model: str = Field("tiny", description="the policy to start from: an SFT output "
+                            "folder, an alias or an HF id; tiny: a small model built here "
+                            "(tests, smoke runs)")
+    output_dir: str | None = Field(None, description="where the trained model goes; default "
+                                   "<warehouse dir>/models/dpo-<run id>")
+    dpo: DPOParams = Field(default_factory=DPOParams)
+    warehouse: str | None = Field(None, description="DuckDB file the run is recorded in "
+                                  "(finetune_runs, params.method = dpo)")
+
+
+class DPORun(BaseModel):
+    """What a DPO run did: the flow's return value."""
+
+    run_id: str
+    n_pairs: int
+    output_dir: str
+    result: dict[str, Any]
+
+
+@flow(name="dpo", log_prints=True)
+def dpo_flow(config: DPOFlowConfig) -> DPORun:
+    """Train a policy on preference pairs with TRL's DPOTrainer; recorded in finetune_runs."""
+    from tasks.errors import InputError
+    from tasks.student import build_tiny_student, load_student
+
+    if not Path(config.pairs).exists():
+        raise InputError(f"--pairs {config.pairs}: no such folder")
+    pairs = load_pairs(config.pairs)
+    if config.pair_type != "all":
+        from datasets import load_from_disk
+
+        p = Path(config.pairs)
+        types = load_from_disk(str(p / "hf" if (p / "hf").is_dir() else p))["pair_type"]
+        pairs = pairs.select([i for i, t in enumerate(types) if t == config.pair_type])
+    if config.max_pairs:
+        pairs = pairs.select(range(min(config.max_pairs, len(pairs))))
+    if not len(pairs):
+        raise InputError(f"--pairs {config.pairs}: no {config.pair_type} pairs")
+    store = Store(config.warehouse)
+    run_id = str(flow_run.id or uuid.uuid4())
+    out = Path(config.output_dir or store.path.parent / "models" / f"dpo-{run_id}")
+    if config.base_model == "tiny":
+        texts = ["\n".join(t["content"] for t in r["prompt"] + r[side])
+                 for r in pairs for side in ("chosen", "rejected")]
+        model, tokenizer = build_tiny_student(texts, seed=config.dpo.train_seed)
+    else:
+        model, tokenizer = load_student(config.base_model)
+    exp = store.experiments
+    exp.start_finetune_run(run_id, subset_id=None, snapshot_id=None,
+                           base_model=config.base_model,
+                           params={"method": "dpo", **config.model_dump()}, output_dir=str(out))
+    try:
+        result = train_dpo(pairs, out, config.dpo, model=model, tokenizer=tokenizer)
+    except BaseException:
+        exp.finish_finetune_run(run_id, status="failed")
+        raise
+    exp.finish_finetune_run(run_id, status="completed", loss_curve=result.log,
+                            metrics={"method": "dpo", "first_loss": result.first_loss,
+                                     "final_loss": result.final_loss,
+                                     "reward_accuracy": result.reward_accuracy,
+                                     "reward_margin": result.reward_margin,
+                                     "steps": result.steps, "pairs": len(pairs)},
+                            train_seconds=result.train_seconds)
+    return DPORun(run_id=run_id, n_pairs=len(pairs), output_dir=str(out),
+                  result={k: v for k, v in result.as_dict().items() if k != "log"})

@@ -1,0 +1,56 @@
+"""`distillery preferences` as a user runs it (subprocess, Prefect ephemeral mode)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from warehouse import Store
+
+BIN = Path(sys.executable).parent / "distillery"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("PREFECT_API_URL", None)  # the harness of other tests is not this process's
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_preferences_command(tmp_path):
+    wh = tmp_path / "w.duckdb"
+    out = _run("refresh", "--source", "procedural", "--n", "40", "--seed", "5",
+               "--teacher", "noisy", "--error-rate", "0.5", "-w", str(wh))
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = _run("preferences", "-w", str(wh), "--out", str(tmp_path / "ex"),
+               "--balanced-verifier", "--solutions-per-question", "2")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "pairs.outcome=" in out.stdout and "pairs.step=" in out.stdout
+    manifest = json.loads((tmp_path / "ex" / "verifier" / "manifest.json").read_text())
+    assert manifest["metadata"]["balanced"] is True
+    rows = [json.loads(x) for x in
+            (tmp_path / "ex" / "verifier" / "data.jsonl").read_text().splitlines()]
+    assert sum(r["label"] for r in rows) * 2 == len(rows)
+
+    out = _run("dpo", "--pairs", str(tmp_path / "ex" / "preference"), "--max-pairs", "8",
+               "--max-steps", "3", "--batch-size", "4", "--learning-rate", "1e-3",
+               "--logging-steps", "1", "-w", str(wh))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "8 pairs, 3 steps" in out.stdout
+    (row,) = Store(wh).query("SELECT status, params ->> 'method', metrics ->> 'pairs', "
+                             "output_dir FROM finetune_runs")[1]
+    assert row[:3] == ("completed", "dpo", "8") and (Path(row[3]) / "config.json").is_file()
+
+
+def test_bad_options_are_one_line(tmp_path):
+    out = _run("preferences", "-w", str(tmp_path / "none.duckdb"))
+    assert out.returncode == 2 and "no such file" in out.stderr
+    assert len([x for x in out.stderr.splitlines() if x.strip()]) == 1
+    assert not (tmp_path / "none.duckdb").exists()
+    out = _run("preferences", "-w", str(tmp_path / "none.duckdb"), "--min-distance", "2")
+    assert out.returncode == 2 and "--min-distance" in out.stderr
+    out = _run("dpo", "--pairs", str(tmp_path / "nope"), "-w", str(tmp_path / "w.duckdb"))
+    assert out.returncode == 2 and "no such folder" in out.stderr

@@ -1,0 +1,186 @@
+"""SQL of the preferences flow: the samples it reads (grouped by question), and what it writes
+(tables `solution_sets`, `preference_pairs`, views `pair_browser`, `verifier_labels`,
+`distinct_solutions`; migration 020). A facet of `Store`: `store.preferences`."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from tasks.preferences.pairs import Group, PreferencePair
+from tasks.stage import StageResult
+from tasks.subsets import Example
+from tasks.types import Question, Sample
+
+from .rows import arrow_rows, to_json
+
+if TYPE_CHECKING:
+    from .store import Store
+
+_PAIR_COLUMNS = {
+    "pair_id": (lambda p: p.pair_id, None),
+    "pair_type": (lambda p: p.pair_type, None),
+    "question_id": (lambda p: p.question_id, None),
+    "chosen_sample_id": (lambda p: p.chosen_sample_id, None),
+    "rejected_sample_id": (lambda p: p.rejected_sample_id, None),
+    "prompt": (lambda p: p.prompt, None),
+    "prefix": (lambda p: p.prefix, pa.string()),
+    "chosen": (lambda p: p.chosen, None),
+    "rejected": (lambda p: p.rejected, None),
+    "step": (lambda p: p.step, pa.int32()),
+    "rule": (lambda p: p.rule, None),
+    "meta": (lambda p: to_json(p.meta), pa.string()),
+}
+
+# Record kinds only this facet writes (tasks/preferences/stages.py).
+OWN_KINDS = frozenset({"solution_sets", "solution_set_questions", "preference_pairs"})
+
+_SAMPLE_FIELDS = ("sample_id", "question_id", "teacher", "model", "prompt_version",
+                  "sample_idx", "gen_params", "program", "exec_status", "exec_error",
+                  "predicted", "correct", "meta")
+
+
+class Preferences:
+    """What the preferences flow reads and writes (`store.preferences`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # ------------------------------------------------------------------ read
+    def groups(self, limit: int | None = None) -> list[Group]:
+        """Every question with executed samples, its samples attached (sample_idx order).
+        `limit`: the first N questions by question_id."""
+        with self.store.connect() as con:
+            qrows = con.execute(
+                "SELECT question_id, text, source, context, gold_answer, gold_program, "
+                "difficulty, source_id, meta FROM questions q WHERE EXISTS (SELECT 1 FROM "
+                "samples s WHERE s.question_id = q.question_id AND s.exec_status IS NOT "
+                "NULL) ORDER BY question_id" + (" LIMIT ?" if limit else ""),
+                [limit] if limit else []).fetchall()
+            con.register("g_ids", pa.table({"question_id": [r[0] for r in qrows]}))
+            srows = con.execute(
+                f"SELECT {', '.join('s.' + f for f in _SAMPLE_FIELDS)} FROM samples s "
+                "JOIN g_ids USING (question_id) WHERE s.exec_status IS NOT NULL "
+                "ORDER BY s.question_id, s.sample_idx, s.sample_id").fetchall()
+        groups = {r[0]: Group(Question(
+            text=r[1], source=r[2], context=r[3], gold_answer=r[4], gold_program=r[5],
+            difficulty=r[6], source_id=r[7], meta=json.loads(r[8] or "{}"))) for r in qrows}
+        for r in srows:
+            row = dict(zip(_SAMPLE_FIELDS, r, strict=True))
+            row.pop("sample_id")
+            row["gen_params"] = json.loads(row["gen_params"] or "{}")
+            row["meta"] = json.loads(row["meta"] or "{}")
+            row["exec_error"] = row["exec_error"] or ""
+            groups[row["question_id"]].samples.append(Sample(**row))
+        return list(groups.values())
+
+    def pairs(self, pair_type: str | None = None) -> list[dict[str, Any]]:
+        """Stored pairs with their question's source and kind, pair_id order."""
+        sql = ("SELECT p.pair_id, p.pair_type, p.question_id, p.chosen_sample_id, "
+               "p.rejected_sample_id, p.prompt, p.prefix, p.chosen, p.rejected, p.step, "
+               "p.rule, q.source, q.meta ->> 'kind' AS kind FROM preference_pairs p "
+               "JOIN questions q USING (question_id)")
+        params: list[Any] = []
+        if pair_type:
+            sql += " WHERE p.pair_type = ?"
+            params.append(pair_type)
+        cols, rows = self.store.query(sql + " ORDER BY p.pair_id", params)
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    def solution_examples(self) -> list[Example]:
+        """The distinct-solution sets as SFT examples (several per question), by question
+        and rank."""
+        _, rows = self.store.query(
+            "SELECT question_id, sample_id, question, context, program, answer, source, kind, "
+            "difficulty FROM distinct_solutions ORDER BY question_id, rank")
+        return [Example(question_id=r[0], sample_id=r[1], text=r[2], context=r[3] or "",
+                        program=r[4] or "", answer=r[5], source=r[6], kind=r[7],
+                        difficulty=r[8]) for r in rows]
+
+    def verifier_rows(self, balanced: bool = False, seed: int = 0) -> list[dict[str, Any]]:
+        """(question, context, solution, correct) rows of `verifier_labels`. balanced: as many
+        right as wrong rows, the larger side sampled down with `seed`."""
+        cols, rows = self.store.query(
+            "SELECT question_id, sample_id, question, context, solution, correct, exec_status, "
+            "teacher, error_kind, source, kind FROM verifier_labels ORDER BY sample_id")
+        out = [dict(zip(cols, r, strict=True)) for r in rows]
+        if not balanced:
+            return out
+        right = [r for r in out if r["correct"]]
+        wrong = [r for r in out if not r["correct"]]
+        n = min(len(right), len(wrong))
+        rng = random.Random(seed)
+        keep = {r["sample_id"] for side in (right, wrong) for r in rng.sample(side, n)}
+        return [r for r in out if r["sample_id"] in keep]
+
+    def counts(self) -> dict[str, int]:
+        _, rows = self.store.query(
+            "SELECT 'pairs.' || pair_type, count(*) FROM preference_pairs GROUP BY 1 "
+            "UNION ALL SELECT 'solution_sets', count(*) FROM solution_sets "
+            "UNION ALL SELECT 'verifier_labels', count(*) FROM verifier_labels")
+        return {k: int(n) for k, n in rows}
+
+    # ----------------------------------------------------------------- write
+    def save_stage(self, run_id: str, result: StageResult[Any]) -> None:
+        """Everything one preferences stage decided, in one transaction. A stage that
+        records only what a refresh stage records (the reference solutions: "samples") goes
+        through `Store.save_stage`; the others write solution sets or pairs, the suite's
+        validation and their rejections here."""
+        rec = result.records
+        if not rec and not result.rejections:
+            return
+        if not rec.keys() & OWN_KINDS:
+            self.store.save_stage(run_id, result)
+            return
+        other = rec.keys() - OWN_KINDS - {"validation"}
+        if other:
+            raise ValueError(f"records {sorted(other)} with {sorted(rec.keys() & OWN_KINDS)}: "
+                             "one stage writes one or the other")
+        with self.store.write() as con:
+            if "solution_set_questions" in rec:
+                _replace_solution_sets(con, run_id, rec["solution_set_questions"],
+                                       rec.get("solution_sets", ()))
+            _insert_pairs(con, run_id, rec.get("preference_pairs", ()))
+            for suite, success, statistics, results in rec.get("validation", ()):
+                con.execute("INSERT INTO validations (run_id, suite, success, statistics, "
+                            "results) VALUES (?, ?, ?, ?, ?)",
+                            [run_id, suite, success, to_json(statistics), to_json(results)])
+            if result.rejections:
+                rej = result.rejections
+                con.register("pr_new", pa.table({
+                    "item_id": [r.item_id for r in rej], "stage": [r.stage for r in rej],
+                    "reason": [r.reason for r in rej],
+                    "detail": [r.detail[:2000] for r in rej]}))
+                con.execute("INSERT OR IGNORE INTO rejections (item_id, stage, reason, detail, "
+                            "run_id) SELECT item_id, stage, reason, detail, ? FROM pr_new",
+                            [run_id])
+
+
+def _replace_solution_sets(con: Any, run_id: str, question_ids: Sequence[str],
+                           rows: Sequence[dict[str, Any]]) -> None:
+    if question_ids:
+        con.register("ss_seen", pa.table({"question_id": list(question_ids)}))
+        con.execute("DELETE FROM solution_sets WHERE question_id IN "
+                    "(SELECT question_id FROM ss_seen)")
+    if rows:
+        con.register("ss_new", pa.table({
+            "question_id": [r["question_id"] for r in rows],
+            "sample_id": [r["sample_id"] for r in rows],
+            "rank": pa.array([r["rank"] for r in rows], type=pa.int32()),
+            "signature": [r["signature"] for r in rows]}))
+        con.execute("INSERT INTO solution_sets (question_id, sample_id, rank, signature, "
+                    "run_id) SELECT question_id, sample_id, rank, signature, ? FROM ss_new",
+                    [run_id])
+
+
+def _insert_pairs(con: Any, run_id: str, pairs: Sequence[PreferencePair]) -> None:
+    if not pairs:
+        return
+    con.register("p_new", arrow_rows(pairs, _PAIR_COLUMNS))
+    cols = ", ".join(_PAIR_COLUMNS)
+    con.execute(f"INSERT OR IGNORE INTO preference_pairs ({cols}, run_id) SELECT {cols}, ? "
+                "FROM p_new", [run_id])
