@@ -138,13 +138,15 @@ def test_kind_swamping_the_batch_is_a_warning(tmp_path):
 
 def test_suites_are_json_files_in_the_gx_project():
     names = sorted(p.stem for p in (GX_DIR / "expectations").glob("*.json"))
-    assert names == ["curated_batch", "curated_drift", "questions", "samples"]
+    assert names == ["curated_batch", "curated_drift", "preference_pairs", "questions",
+                     "samples"]
     samples = json.loads((GX_DIR / "expectations" / "samples.json").read_text())
     types = {e["type"] for e in samples["expectations"]}
     assert {"expect_column_values_to_compile_as_python", "expect_column_values_to_be_finite_"
             "numbers", "expect_column_values_to_match_regex"} <= types
     checkpoints = sorted(p.stem for p in (GX_DIR / "checkpoints").glob("*.json"))
-    assert checkpoints == ["candidate_batch", "candidate_drift", "candidate_rows"]
+    assert checkpoints == ["candidate_batch", "candidate_drift", "candidate_rows",
+                           "preference_pairs"]
     for name in checkpoints:
         actions = json.loads((GX_DIR / "checkpoints" / f"{name}.json").read_text())["actions"]
         assert [a["type"] for a in actions] == ["update_data_docs"]
