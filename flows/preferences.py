@@ -86,7 +86,7 @@ def preferences(config: PreferencesConfig | None = None) -> PreferencesSummary:
     config = config or PreferencesConfig()
     store = Store(config.warehouse)
     run_id = str(flow_run.id or uuid.uuid4())
-    run = PipelineRun(store.preferences, run_id, artifact_key="preferences")
+    run = PipelineRun(store, run_id, artifact_key="preferences")
     store.start_run(run_id, "preferences", config.model_dump())
     try:
         summary = _stages(config, store, run)

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from tasks.preferences.pairs import Group, PreferencePair
-from tasks.stage import StageResult
 from tasks.subsets import Example
 from tasks.types import Question, Sample
 
@@ -37,7 +36,6 @@ _PAIR_COLUMNS = {
 }
 
 # Record kinds only this facet writes (tasks/preferences/stages.py).
-OWN_KINDS = frozenset({"solution_sets", "solution_set_questions", "preference_pairs"})
 
 _SAMPLE_FIELDS = ("sample_id", "question_id", "teacher", "model", "prompt_version",
                   "sample_idx", "gen_params", "program", "exec_status", "exec_error",
@@ -124,43 +122,8 @@ class Preferences:
             "UNION ALL SELECT 'verifier_labels', count(*) FROM verifier_labels")
         return {k: int(n) for k, n in rows}
 
-    # ----------------------------------------------------------------- write
-    def save_stage(self, run_id: str, result: StageResult[Any]) -> None:
-        """Everything one preferences stage decided, in one transaction. A stage that
-        records only what a refresh stage records (the reference solutions: "samples") goes
-        through `Store.save_stage`; the others write solution sets or pairs, the suite's
-        validation and their rejections here."""
-        rec = result.records
-        if not rec and not result.rejections:
-            return
-        if not rec.keys() & OWN_KINDS:
-            self.store.save_stage(run_id, result)
-            return
-        other = rec.keys() - OWN_KINDS - {"validation"}
-        if other:
-            raise ValueError(f"records {sorted(other)} with {sorted(rec.keys() & OWN_KINDS)}: "
-                             "one stage writes one or the other")
-        with self.store.write() as con:
-            if "solution_set_questions" in rec:
-                _replace_solution_sets(con, run_id, rec["solution_set_questions"],
-                                       rec.get("solution_sets", ()))
-            _insert_pairs(con, run_id, rec.get("preference_pairs", ()))
-            for suite, success, statistics, results in rec.get("validation", ()):
-                con.execute("INSERT INTO validations (run_id, suite, success, statistics, "
-                            "results) VALUES (?, ?, ?, ?, ?)",
-                            [run_id, suite, success, to_json(statistics), to_json(results)])
-            if result.rejections:
-                rej = result.rejections
-                con.register("pr_new", pa.table({
-                    "item_id": [r.item_id for r in rej], "stage": [r.stage for r in rej],
-                    "reason": [r.reason for r in rej],
-                    "detail": [r.detail[:2000] for r in rej]}))
-                con.execute("INSERT OR IGNORE INTO rejections (item_id, stage, reason, detail, "
-                            "run_id) SELECT item_id, stage, reason, detail, ? FROM pr_new",
-                            [run_id])
 
-
-def _replace_solution_sets(con: Any, run_id: str, question_ids: Sequence[str],
+def replace_solution_sets(con: Any, run_id: str, question_ids: Sequence[str],
                            rows: Sequence[dict[str, Any]]) -> None:
     if question_ids:
         con.register("ss_seen", pa.table({"question_id": list(question_ids)}))
@@ -177,7 +140,7 @@ def _replace_solution_sets(con: Any, run_id: str, question_ids: Sequence[str],
                     [run_id])
 
 
-def _insert_pairs(con: Any, run_id: str, pairs: Sequence[PreferencePair]) -> None:
+def insert_pairs(con: Any, run_id: str, pairs: Sequence[PreferencePair]) -> None:
     if not pairs:
         return
     con.register("p_new", arrow_rows(pairs, _PAIR_COLUMNS))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,3 +36,28 @@ def vectors_of(column: pa.ChunkedArray) -> np.ndarray:
     arr = column.combine_chunks()
     flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     return flat.reshape(len(arr), -1)
+
+
+def insert_rejections(con: Any, run_id: str, rejections: Iterable[Any]) -> None:
+    rows = list(rejections)
+    if not rows:
+        return
+    tbl = pa.table({
+        "item_id": [r.item_id for r in rows],
+        "stage": [r.stage for r in rows],
+        "reason": [r.reason for r in rows],
+        "detail": [r.detail[:2000] for r in rows],
+    })
+    con.register("rej_new", tbl)
+    con.execute(
+        "INSERT OR IGNORE INTO rejections (item_id, stage, reason, detail, run_id) "
+        "SELECT item_id, stage, reason, detail, ? FROM rej_new",
+        [run_id],
+    )
+
+
+def insert_validation(con: Any, run_id: str, suite: str, success: bool,
+                       statistics: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    con.execute("INSERT INTO validations (run_id, suite, success, statistics, results) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [run_id, suite, success, to_json(statistics), to_json(results)])

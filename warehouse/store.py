@@ -18,9 +18,16 @@ from tasks.types import Question, Rejection, Sample, stable_hash, text_key
 from .connection import connect, resolve_path, write
 from .experiments import Experiments
 from .llm import LLMStore, insert_judgments, insert_selections
-from .preferences import Preferences
+from .preferences import Preferences, insert_pairs, replace_solution_sets
 from .quality import Quality
-from .rows import arrow_rows, now, to_json, vectors_of
+from .rows import (
+    arrow_rows,
+    insert_rejections,
+    insert_validation,
+    now,
+    to_json,
+    vectors_of,
+)
 from .subsets import Subsets
 
 
@@ -172,7 +179,7 @@ class Store:
     # ------------------------------------------------------- stage writes
     def save_rejections(self, run_id: str, rejections: Sequence[Rejection]) -> None:
         with self.write() as con:
-            _insert_rejections(con, run_id, rejections)
+            insert_rejections(con, run_id, rejections)
 
     def save_stage(self, run_id: str, result: StageResult[Any]) -> None:
         """Everything one stage decided, in one transaction: its records (see
@@ -194,8 +201,11 @@ class Store:
             for model, verdicts in _group_judgments(rec.get("judgments", ())).items():
                 insert_judgments(con, run_id, model, verdicts)
             for suite, success, statistics, results in rec.get("validation", ()):
-                _insert_validation(con, run_id, suite, success, statistics, results)
-            _insert_rejections(con, run_id, result.rejections)
+                insert_validation(con, run_id, suite, success, statistics, results)
+            replace_solution_sets(con, run_id, rec.get("solution_set_questions", ()),
+                                  rec.get("solution_sets", ()))
+            insert_pairs(con, run_id, rec.get("preference_pairs", ()))
+            insert_rejections(con, run_id, result.rejections)
 
     def publish_snapshot(self, run_id: str, kept: dict[str, str]) -> int | None:
         """New snapshot = latest snapshot's items plus `kept` (question_id -> sample_id).
@@ -341,12 +351,6 @@ def _insert_dedup(con: Any, run_id: str,
                 "FROM d_new", [run_id])
 
 
-def _insert_validation(con: Any, run_id: str, suite: str, success: bool,
-                       statistics: dict[str, Any], results: list[dict[str, Any]]) -> None:
-    con.execute("INSERT INTO validations (run_id, suite, success, statistics, results) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [run_id, suite, success, to_json(statistics), to_json(results)])
-
 
 def _group_judgments(rows: Iterable[tuple[Any, ...]]
                      ) -> dict[str, list[tuple[str, bool | None, str]]]:
@@ -370,22 +374,5 @@ def _insert_embeddings(con: Any, vectors: dict[str, np.ndarray], model: str) -> 
     con.execute("INSERT OR IGNORE INTO embeddings (item_id, model, vector) "
                 "SELECT item_id, ?, vector FROM e_new", [model])
 
-
-def _insert_rejections(con: Any, run_id: str, rejections: Iterable[Rejection]) -> None:
-    rows = list(rejections)
-    if not rows:
-        return
-    tbl = pa.table({
-        "item_id": [r.item_id for r in rows],
-        "stage": [r.stage for r in rows],
-        "reason": [r.reason for r in rows],
-        "detail": [r.detail[:2000] for r in rows],
-    })
-    con.register("rej_new", tbl)
-    con.execute(
-        "INSERT OR IGNORE INTO rejections (item_id, stage, reason, detail, run_id) "
-        "SELECT item_id, stage, reason, detail, ? FROM rej_new",
-        [run_id],
-    )
 
 
