@@ -186,11 +186,8 @@ def _eval_params(config: _Eval, result: EvalResult) -> dict[str, Any]:
 def _record_eval(store: Store, result: EvalResult, model_ref: str, config: _Eval,
                  run_id: str | None, extra: dict[str, Any] | None = None) -> str:
     return store.experiments.save_evaluation(
-        model_ref=model_ref, eval_set=result.eval_set, n=result.n,
-        accuracy=result.accuracy, exec_error_rate=result.exec_error_rate,
-        no_program_rate=result.no_program_rate, failures=result.failures,
-        params={**_eval_params(config, result), **(extra or {})}, seconds=result.seconds,
-        finetune_run_id=run_id)
+        result, model_ref=model_ref, finetune_run_id=run_id,
+        params={**_eval_params(config, result), **(extra or {})})
 
 
 class Rung(BaseModel):

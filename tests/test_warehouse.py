@@ -123,3 +123,18 @@ def test_duckdb_cli_reads_the_file(warehouse_path, tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
     assert duckdb.__version__ != ""
+
+
+def test_evaluations_keep_the_abstention_scores(warehouse_path):
+    from tasks.evaluate import EvalResult
+
+    result = EvalResult(eval_set="procedural-heldout", n=10, accuracy=0.5, exec_error_rate=0.1,
+                        no_program_rate=0.0, correct=5, seconds=1.0, generate_seconds=0.8,
+                        abstention_score=0.3, abstained=2, unanswerable=3,
+                        abstention_precision=1.0, abstention_recall=2 / 3)
+    store = Store(warehouse_path)
+    eval_id = store.experiments.save_evaluation(result, model_ref="m", params={"k": 1})
+    _, rows = store.query("SELECT accuracy, abstention_score, abstained, unanswerable, "
+                          "abstention_precision, round(abstention_recall, 4) FROM evaluations "
+                          "WHERE eval_id = ?", [eval_id])
+    assert rows == [(0.5, 0.3, 2, 3, 1.0, 0.6667)]

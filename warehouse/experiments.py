@@ -79,20 +79,23 @@ class Experiments:
                 "ORDER BY started_at DESC LIMIT 1", [output_dir]).fetchone()
         return row[0] if row else None
 
-    def save_evaluation(self, *, model_ref: str, eval_set: str, n: int,
-                        accuracy: float, exec_error_rate: float, no_program_rate: float,
-                        failures: list[dict[str, Any]], params: dict[str, Any], seconds: float,
+    def save_evaluation(self, result: Any, *, model_ref: str, params: dict[str, Any],
                         finetune_run_id: str | None = None) -> str:
-        """Insert one evaluation; returns its id."""
+        """Insert one evaluation (a tasks.evaluate.EvalResult); returns its id."""
         created = now()
-        eval_id = stable_hash("eval", model_ref, eval_set, n, params, created.isoformat())
+        eval_id = stable_hash("eval", model_ref, result.eval_set, result.n, params,
+                              created.isoformat())
         with self.store.write() as con:
             con.execute(
                 "INSERT INTO evaluations (eval_id, finetune_run_id, model_ref, eval_set, n, "
                 "accuracy, exec_error_rate, no_program_rate, failures, params, seconds, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [eval_id, finetune_run_id, model_ref, eval_set, n, accuracy, exec_error_rate,
-                 no_program_rate, to_json(failures), to_json(params), seconds, created],
+                "created_at, abstention_score, abstained, unanswerable, abstention_precision, "
+                "abstention_recall) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [eval_id, finetune_run_id, model_ref, result.eval_set, result.n,
+                 result.accuracy, result.exec_error_rate, result.no_program_rate,
+                 to_json(result.failures), to_json(params), result.seconds, created,
+                 result.abstention_score, result.abstained, result.unanswerable,
+                 result.abstention_precision, result.abstention_recall],
             )
         return eval_id
 
