@@ -167,8 +167,8 @@ def test_judge_reads_a_schema_answer_or_falls_back_to_text(warehouse_path, mode)
                        LLMStore(warehouse_path), "run").run(qs)
         kinds = server.stats()["kinds"]
     judged = result.records["judgments"]
-    assert len(judged) == 20 and all(s is not None for _, s, _ in judged)
-    assert 0 < len(result.rejections) == sum(1 for _, s, _ in judged if s is False) < 20
+    assert len(judged) == 20 and all(s is not None for _, s, _, _ in judged)
+    assert 0 < len(result.rejections) == sum(1 for _, s, _, _ in judged if s is False) < 20
     assert {r.reason for r in result.rejections} == {"unsolvable"}
     assert result.counts["judge_failed"] == 0
     if mode == "reject":  # the first refusal turns the schema off for the rest

@@ -155,7 +155,7 @@ def test_failing_pairs_become_rejections_and_are_not_stored(made):
     pairs[1] = replace(pairs[1], rejected_correct=True, chosen_sample_id="x2")
     sample_questions = {s.sample_id: s.question_id for g in groups for s in g.samples}
     sample_questions.update(x1=pairs[0].question_id, x2=pairs[1].question_id)
-    run = PipelineRun(store.preferences, "bad-pairs-run")
+    run = PipelineRun(store, "bad-pairs-run")
     kept = run.stage(ValidatePairs(validate_pairs, sample_questions, "bad-pairs-run"), pairs)
     assert [p.pair_id for p in kept] == [pairs[2].pair_id]
     reasons = dict(store.query("SELECT item_id, reason FROM rejections "
