@@ -229,7 +229,7 @@ def learning_curve(args: argparse.Namespace, sizes: list[int]) -> tuple[dict, fl
     out = ladder_flow(LadderConfig(sizes=sizes, max_steps=args.steps, batch_size=args.batch,
                                    learning_rate=args.lr, eval_n=args.eval_n,
                                    max_new_tokens=args.max_new_tokens, warehouse=wh,
-                                   output_root=f"{tmp}/models"))
+                                   output_root=f"{tmp}/models")).model_dump()
     return out, refresh_s
 
 

@@ -67,7 +67,7 @@ def main() -> None:
 
     raw = encode_s + exec_s
     ratio = total_s / raw
-    stages = summary["stage_seconds"]
+    stages = summary.stage_seconds
     rows = [[k, float(v)] for k, v in stages.items()]
     rows += [["**flow total (wall)**", total_s],
              [f"raw: SentenceTransformer.encode of {len(texts)} texts", encode_s],
@@ -76,10 +76,11 @@ def main() -> None:
              ["**ratio total / raw sum** (goal <= 2.0)", ratio],
              ["model load (excluded from both)", load_s]]
     table = markdown_table(["stage", "seconds"], rows)
-    c = summary["counts"]
+    c = summary.counts
     body = (f"{table}\n\nCounts: input={c['input']}, new={c['new']}, kept={c['kept']}, "
             f"semantic_duplicate={c['semantic_duplicate']}, "
-            f"exact_duplicate={c['exact_duplicate']}. Stages `embed` is inside `dedup`.")
+            f"exact_duplicate={c['exact_duplicate']}. One row per stage of the runner "
+            "(flows/pipeline.py); `embed` is the encode of the new texts.")
     print(body)
     if not args.no_write:
         write_section("refresh", f"python bench/refresh.py --n {args.n}", body)

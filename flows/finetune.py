@@ -25,7 +25,7 @@ from tasks.finetune import FinetuneResult, TrainParams, finetune
 from tasks.ladder import plot_learning_curve, save_tiny_base
 from tasks.student import TINY
 from warehouse import Store
-from warehouse import experiments as wx
+from warehouse.subsets import SubsetInfo
 
 Strategy = Literal["random", "stratified", "diversity", "difficulty"]
 
@@ -185,62 +185,97 @@ def _eval_params(config: _Eval, result: EvalResult) -> dict[str, Any]:
 
 def _record_eval(store: Store, result: EvalResult, model_ref: str, config: _Eval,
                  run_id: str | None, extra: dict[str, Any] | None = None) -> str:
-    return wx.save_evaluation(
-        store, model_ref=model_ref, eval_set=result.eval_set, n=result.n,
+    return store.experiments.save_evaluation(
+        model_ref=model_ref, eval_set=result.eval_set, n=result.n,
         accuracy=result.accuracy, exec_error_rate=result.exec_error_rate,
         no_program_rate=result.no_program_rate, failures=result.failures,
         params={**_eval_params(config, result), **(extra or {})}, seconds=result.seconds,
         finetune_run_id=run_id)
 
 
-def _run_one(store: Store, config: FinetuneConfig | LadderConfig, subset: dict[str, Any],
-             run_id: str, output_dir: Path, params: TrainParams,
-             arm: dict[str, Any] | None = None) -> dict[str, Any]:
+class Rung(BaseModel):
+    """One trained model: what it was trained on, how training went, how it scored."""
+
+    run_id: str
+    subset_id: str
+    size: int
+    snapshot_id: int
+    output_dir: str
+    arm: str  # verified | unverified
+    curve: str  # the strategy (or arm) this model is a point of
+    train: FinetuneResult
+    eval: EvalResult | None = None
+
+
+class Evaluation(BaseModel):
+    """One stored evaluation of a model."""
+
+    eval_id: str
+    model: str
+    finetune_run_id: str | None
+    result: EvalResult
+
+
+class LadderResult(BaseModel):
+    """A ladder run: the zero point, every rung, the table and the curve."""
+
+    ladder_id: str
+    snapshot_id: int
+    base_model: str
+    rows: list[dict[str, Any]]  # one per curve and size (examples=0: the base model)
+    curve_png: str
+    output_dir: str
+    runs: list[Rung]
+    base_eval: EvalResult | None = None
+
+
+def _run_one(store: Store, config: FinetuneConfig | LadderConfig, subset: SubsetInfo,
+             run_id: str, output_dir: Path, params: TrainParams, curve: str,
+             arm: dict[str, Any] | None = None) -> Rung:
     """Export -> train -> record -> evaluate -> record, for one stored subset.
 
     `arm` (the unverified arm) replaces the exported subset by other training data for the
     same questions: {"data": hf dataset dir, "arm": name, ...} stored with the params."""
     if arm is None:
-        export = export_subset(ExportConfig(subset_id=subset["subset_id"],
+        export = export_subset(ExportConfig(subset_id=subset.subset_id,
                                             format="prompt_completion",
                                             out=str(output_dir / "data"),
                                             warehouse=str(store.path)))
-        data, snapshot_id, extra = export["hf"], export["snapshot_id"], {"arm": "verified"}
+        data, extra = export.hf, {"arm": "verified"}
     else:
-        data, snapshot_id = arm["data"], subset["snapshot_id"]
-        extra = {k: v for k, v in arm.items() if k != "data"}
-    wx.start_finetune_run(store, run_id, subset_id=subset["subset_id"],
-                          snapshot_id=snapshot_id, base_model=config.base_model,
-                          params={**params.stored(), "eval_set": config.eval_set,
-                                  "eval_n": config.eval_n, **extra},
-                          output_dir=str(output_dir))
+        data, extra = arm["data"], {k: v for k, v in arm.items() if k != "data"}
+    store.experiments.start_finetune_run(
+        run_id, subset_id=subset.subset_id, snapshot_id=subset.snapshot_id,
+        base_model=config.base_model, output_dir=str(output_dir),
+        params={**params.stored(), "eval_set": config.eval_set, "eval_n": config.eval_n,
+                **extra})
     try:
         # No warehouse connection is open from here until training returns.
         result = train_task(data, str(output_dir), params, config.progress)
     except BaseException:
-        wx.finish_finetune_run(store, run_id, status="failed")
+        store.experiments.finish_finetune_run(run_id, status="failed")
         raise
     metrics = {"first_loss": result.first_loss, "final_loss": result.final_loss,
                "steps": result.steps, "n_examples": result.n_examples,
                "n_parameters": result.n_parameters, "n_trainable": result.n_trainable,
                **result.metrics}
-    wx.finish_finetune_run(store, run_id, status="completed", loss_curve=result.loss_curve,
-                           metrics=metrics, train_seconds=result.train_seconds,
-                           train_tokens=result.train_tokens, tokens_per_s=result.tokens_per_s,
-                           device=result.device)
-    out = {"run_id": run_id, "subset_id": subset["subset_id"], "size": subset["size"],
-           "snapshot_id": snapshot_id, "output_dir": str(output_dir), "arm": extra["arm"],
-           "train": result.as_dict(), "eval": None}
+    store.experiments.finish_finetune_run(
+        run_id, status="completed", loss_curve=result.loss_curve, metrics=metrics,
+        train_seconds=result.train_seconds, train_tokens=result.train_tokens,
+        tokens_per_s=result.tokens_per_s, device=result.device)
+    rung = Rung(run_id=run_id, subset_id=subset.subset_id, size=subset.size,
+                snapshot_id=subset.snapshot_id, output_dir=str(output_dir), arm=extra["arm"],
+                curve=curve, train=result)
     if config.eval_n > 0:
         ev = evaluate_task(str(output_dir), config.eval_set, config.eval_n, config.eval_seed,
                            config.eval_batch_size, config.max_new_tokens, config.progress,
                            getattr(config, "threads", 0))
         _record_eval(store, ev, str(output_dir), config, run_id)
-        wx.update_finetune_metrics(store, run_id, {"eval_set": ev.eval_set,
-                                                   "accuracy": ev.accuracy,
-                                                   "exec_error_rate": ev.exec_error_rate})
-        out["eval"] = ev.as_dict()
-    return out
+        store.experiments.update_finetune_metrics(
+            run_id, {"eval_set": ev.eval_set, "accuracy": ev.accuracy,
+                     "exec_error_rate": ev.exec_error_rate})
+        rung.eval = ev
+    return rung
 
 
 def _new_run_id(prefix: str) -> str:
@@ -249,38 +284,28 @@ def _new_run_id(prefix: str) -> str:
 
 # --------------------------------------------------------------------------- flows
 @flow(name="finetune")
-def finetune_flow(config: FinetuneConfig) -> dict[str, Any]:
+def finetune_flow(config: FinetuneConfig) -> Rung:
     """Fine-tune a student on a subset (drawn first when only a size is given) and
     evaluate it; the run, its loss curve and its score land in the warehouse."""
     store = Store(config.warehouse or None)
-    if not config.subset_id:
-        made = create_subsets(SubsetConfig(size=config.subset_size, strategy=config.strategy,
-                                           seed=config.seed,
-                                           snapshot_id=config.snapshot_id or None,
-                                           warehouse=str(store.path)))
-        subset = made["subsets"][-1]
-    else:
-        from warehouse.subsets import load_subset
-
-        info = load_subset(store, config.subset_id)
-        subset = {"subset_id": info.subset_id, "size": info.size}
+    subset_id = config.subset_id or create_subsets(SubsetConfig(
+        size=config.subset_size, strategy=config.strategy, seed=config.seed,
+        snapshot_id=config.snapshot_id or None, warehouse=str(store.path))).subsets[-1].subset_id
+    subset = store.subsets.load_subset(subset_id)
     run_id = _new_run_id("ft")
     output_dir = (Path(config.output_root) / run_id).resolve()
     arm = None
     if config.unverified_rate > 0:
-        from warehouse.subsets import load_subset
-
-        subset["snapshot_id"] = load_subset(store, subset["subset_id"]).snapshot_id
-        arm = _unverified_data(store, subset["subset_id"], output_dir / "data",
+        arm = _unverified_data(store, subset.subset_id, output_dir / "data",
                                config.unverified_rate, config.seed)
     out = _run_one(store, config, subset, run_id, output_dir, training_params(config),
-                   arm=arm)
+                   curve=config.strategy, arm=arm)
     _finetune_artifact(out)
     return out
 
 
 @flow(name="evaluate")
-def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
+def evaluate_flow(config: EvaluateConfig) -> Evaluation:
     """Evaluate a model: it writes programs, the sandbox runs them, answers are compared."""
     if config.eval_n < 1:
         raise InputError("eval_n: an evaluation needs at least 1 question")
@@ -288,18 +313,18 @@ def evaluate_flow(config: EvaluateConfig) -> dict[str, Any]:
     ref = config.model
     if Path(ref).exists():
         ref = str(Path(ref).resolve())
-    run_id = config.finetune_run_id or wx.finetune_run_for_output(store, ref)
+    run_id = config.finetune_run_id or store.experiments.finetune_run_for_output(ref)
     ev = evaluate_task(ref, config.eval_set, config.eval_n, config.eval_seed,
                        config.eval_batch_size, config.max_new_tokens, config.progress,
-                           getattr(config, "threads", 0))
+                       config.threads)
     eval_id = _record_eval(store, ev, ref, config, run_id)
     create_markdown_artifact(markdown=_eval_markdown(ref, ev), key="evaluation",
                              description="Accuracy, execution errors and failures")
-    return {"eval_id": eval_id, "model": ref, "finetune_run_id": run_id, **ev.as_dict()}
+    return Evaluation(eval_id=eval_id, model=ref, finetune_run_id=run_id, result=ev)
 
 
 @flow(name="ladder")
-def ladder_flow(config: LadderConfig) -> dict[str, Any]:
+def ladder_flow(config: LadderConfig) -> LadderResult:
     """How much data does the student need, and which data: nested subsets per selection
     strategy, one model per size with the same training settings, optionally an unverified
     arm of the same sizes, the base model as the zero point, one curve per strategy/arm."""
@@ -318,46 +343,46 @@ def ladder_flow(config: LadderConfig) -> dict[str, Any]:
         # One base for every rung (tokenizer from the largest subset, which contains the
         # others; one init seed), saved so each rung and the zero point load the same model.
         base_ref = str(root / "base")
-        _save_tiny_base(store, first["subsets"][-1]["subset_id"], base_ref, config.train_seed)
+        _save_tiny_base(store, first.subsets[-1].subset_id, base_ref, config.train_seed)
         params = params.model_copy(update={"base_model": base_ref,
                                            "learning_rate": params.resolved_lr()})
     zero: EvalResult | None = None
     if config.eval_n > 0 and config.eval_base:
         zero = evaluate_task(base_ref, config.eval_set, config.eval_n, config.eval_seed,
                              config.eval_batch_size, config.max_new_tokens, config.progress,
-                           getattr(config, "threads", 0))
+                             getattr(config, "threads", 0))
         _record_eval(store, zero, base_ref, config, None, {"ladder_id": ladder_id, "size": 0})
-    rungs = []
+    rungs: list[Rung] = []
     for strategy, made in ladders.items():
-        for subset in made["subsets"]:
-            if strategy != config.strategies[0] and not _at_arm_size(config, subset):
+        for made_subset in made.subsets:
+            if strategy != config.strategies[0] and not _at_arm_size(config, made_subset.size):
                 continue
-            name = f"{strategy}-n{subset['size']}"
-            rungs.append({**_run_one(store, config, subset, f"{ladder_id}-{name}",
-                                     root / name, params), "curve": strategy})
+            name = f"{strategy}-n{made_subset.size}"
+            subset = store.subsets.load_subset(made_subset.subset_id)
+            rungs.append(_run_one(store, config, subset, f"{ladder_id}-{name}", root / name,
+                                  params, curve=strategy))
     if config.unverified_rate > 0:
-        for subset in first["subsets"]:
-            if not _at_arm_size(config, subset):
+        for made_subset in first.subsets:
+            if not _at_arm_size(config, made_subset.size):
                 continue
-            name = f"unverified-n{subset['size']}"
-            arm = _unverified_data(store, subset["subset_id"], root / name / "data",
+            name = f"unverified-n{made_subset.size}"
+            arm = _unverified_data(store, made_subset.subset_id, root / name / "data",
                                    config.unverified_rate, config.seed)
-            rungs.append({**_run_one(store, config, {**subset,
-                                                     "snapshot_id": first["snapshot_id"]},
-                                     f"{ladder_id}-{name}", root / name, params, arm=arm),
-                          "curve": f"unverified ({config.unverified_rate:.0%} wrong)"})
+            rungs.append(_run_one(
+                store, config, store.subsets.load_subset(made_subset.subset_id),
+                f"{ladder_id}-{name}", root / name, params, arm=arm,
+                curve=f"unverified ({config.unverified_rate:.0%} wrong)"))
     rows = _ladder_rows(zero, rungs)
-    curve = _plot_curve(rows, root / "curve.png", config)
-    result = {"ladder_id": ladder_id, "snapshot_id": first["snapshot_id"],
-              "base_model": config.base_model, "max_steps": config.max_steps,
-              "epochs": config.epochs, "rows": rows, "curve_png": str(curve),
-              "output_dir": str(root), "runs": rungs}
+    result = LadderResult(ladder_id=ladder_id, snapshot_id=first.snapshot_id,
+                          base_model=config.base_model, rows=rows,
+                          curve_png=str(_plot_curve(rows, root / "curve.png", config)),
+                          output_dir=str(root), runs=rungs, base_eval=zero)
     _ladder_artifacts(result, config)
     return result
 
 
-def _at_arm_size(config: LadderConfig, subset: dict[str, Any]) -> bool:
-    return not config.arm_sizes or subset["size"] in config.arm_sizes
+def _at_arm_size(config: LadderConfig, size: int) -> bool:
+    return not config.arm_sizes or size in config.arm_sizes
 
 
 def _unverified_data(store: Store, subset_id: str, out: Path, rate: float,
@@ -365,21 +390,18 @@ def _unverified_data(store: Store, subset_id: str, out: Path, rate: float,
     """The subset's questions answered by the noisy teacher, unchecked, as an HF dataset:
     what training on unverified teacher output of the same size looks like."""
     from tasks.ladder import unverified_rows, write_rows
-    from warehouse.subsets import subset_examples
 
-    ids = [e.question_id for e in subset_examples(store, subset_id)]
+    ids = [e.question_id for e in store.subsets.subset_examples(subset_id)]
     rows, errors = unverified_rows(store.load_questions(ids), rate, seed)
     return {"data": str(write_rows(rows, out)), "arm": "unverified", "error_rate": rate,
             "wrong_examples": errors}
 
 
 def _save_tiny_base(store: Store, subset_id: str, out: str, seed: int) -> None:
-    from warehouse.subsets import subset_examples
-
-    save_tiny_base(subset_examples(store, subset_id), out, seed)
+    save_tiny_base(store.subsets.subset_examples(subset_id), out, seed)
 
 
-def _ladder_rows(zero: EvalResult | None, rungs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _ladder_rows(zero: EvalResult | None, rungs: list[Rung]) -> list[dict[str, Any]]:
     rows = []
     if zero is not None:
         rows.append({"curve": "base", "examples": 0, "run_id": "base",
@@ -388,18 +410,17 @@ def _ladder_rows(zero: EvalResult | None, rungs: list[dict[str, Any]]) -> list[d
                      "no_program_rate": round(zero.no_program_rate, 4), "train_seconds": 0.0,
                      "final_loss": None, "tokens_per_s": None,
                      "questions_per_s": zero.questions_per_s})
+    nan = float("nan")
     for r in rungs:
-        ev = r["eval"] or {}
-        rows.append({"curve": r.get("curve", "random"), "examples": r["size"],
-                     "run_id": r["run_id"],
-                     "accuracy": round(ev.get("accuracy", float("nan")), 4),
-                     "exec_error_rate": round(ev.get("exec_error_rate", float("nan")), 4),
-                     "no_program_rate": round(ev.get("no_program_rate", float("nan")), 4),
-                     "train_seconds": r["train"]["train_seconds"],
-                     "final_loss": None if r["train"]["final_loss"] is None
-                     else round(r["train"]["final_loss"], 4),
-                     "tokens_per_s": r["train"]["tokens_per_s"],
-                     "questions_per_s": ev.get("questions_per_s")})
+        ev, t = r.eval, r.train
+        rows.append({"curve": r.curve, "examples": r.size, "run_id": r.run_id,
+                     "accuracy": round(ev.accuracy, 4) if ev else nan,
+                     "exec_error_rate": round(ev.exec_error_rate, 4) if ev else nan,
+                     "no_program_rate": round(ev.no_program_rate, 4) if ev else nan,
+                     "train_seconds": t.train_seconds,
+                     "final_loss": None if t.final_loss is None else round(t.final_loss, 4),
+                     "tokens_per_s": t.tokens_per_s,
+                     "questions_per_s": ev.questions_per_s if ev else None})
     return rows
 
 
@@ -414,20 +435,20 @@ def _plot_curve(rows: list[dict[str, Any]], path: Path, config: LadderConfig) ->
         title=f"{config.base_model}: {_budget(config)}")
 
 
-def _finetune_artifact(out: dict[str, Any]) -> None:
-    t = out["train"]
-    lines = [f"# Finetune `{out['run_id']}`", "",
-             f"Subset `{out['subset_id']}` ({out['size']} examples, snapshot "
-             f"{out['snapshot_id']}), model in `{out['output_dir']}`.", "",
+def _finetune_artifact(out: Rung) -> None:
+    t = out.train
+    lines = [f"# Finetune `{out.run_id}`", "",
+             f"Subset `{out.subset_id}` ({out.size} examples, snapshot "
+             f"{out.snapshot_id}), model in `{out.output_dir}`.", "",
              "| metric | value |", "|---|---|",
-             f"| steps | {t['steps']} |", f"| first loss | {t['first_loss']} |",
-             f"| final loss | {t['final_loss']} |",
-             f"| train seconds | {t['train_seconds']} |",
-             f"| tokens/s | {t['tokens_per_s']} |", f"| device | {t['device']} |"]
-    if out["eval"]:
-        e = out["eval"]
-        lines += [f"| accuracy ({e['eval_set']}, n={e['n']}) | {e['accuracy']:.3f} |",
-                  f"| exec error rate | {e['exec_error_rate']:.3f} |"]
+             f"| steps | {t.steps} |", f"| first loss | {t.first_loss} |",
+             f"| final loss | {t.final_loss} |",
+             f"| train seconds | {t.train_seconds} |",
+             f"| tokens/s | {t.tokens_per_s} |", f"| device | {t.device} |"]
+    if out.eval:
+        e = out.eval
+        lines += [f"| accuracy ({e.eval_set}, n={e.n}) | {e.accuracy:.3f} |",
+                  f"| exec error rate | {e.exec_error_rate:.3f} |"]
     create_markdown_artifact(markdown="\n".join(lines), key="finetune-summary",
                              description="Training and evaluation of this run")
 
@@ -443,24 +464,24 @@ def _eval_markdown(ref: str, ev: EvalResult) -> str:
     return "\n".join(lines)
 
 
-def _ladder_artifacts(result: dict[str, Any], config: LadderConfig) -> None:
+def _ladder_artifacts(result: LadderResult, config: LadderConfig) -> None:
     import base64
 
-    png = base64.b64encode(Path(result["curve_png"]).read_bytes()).decode()
+    png = base64.b64encode(Path(result.curve_png).read_bytes()).decode()
     header = ["curve", "examples", "accuracy", "exec_error_rate", "no_program_rate",
               "train_seconds", "final_loss", "run_id"]
-    lines = [f"# Ladder `{result['ladder_id']}`", "",
+    lines = [f"# Ladder `{result.ladder_id}`", "",
              f"Base model `{config.base_model}`, {_budget(config)}, "
-             f"{', '.join(config.strategies)} subsets of snapshot {result['snapshot_id']}"
+             f"{', '.join(config.strategies)} subsets of snapshot {result.snapshot_id}"
              + (f", unverified arm at {config.unverified_rate:.0%} wrong"
                 if config.unverified_rate else "") + ", evaluated on "
              f"{config.eval_set} (n={config.eval_n}).", "",
              f"![learning curve](data:image/png;base64,{png})", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in result["rows"]]
-    lines += ["", f"Curve: `{result['curve_png']}`"]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in result.rows]
+    lines += ["", f"Curve: `{result.curve_png}`"]
     create_markdown_artifact(markdown="\n".join(lines), key="ladder-curve",
                              description="Accuracy vs training examples")
-    create_table_artifact(table=result["rows"], key="ladder-table",
+    create_table_artifact(table=result.rows, key="ladder-table",
                           description="One row per curve and size; examples=0 is the base "
                           "model")

@@ -24,7 +24,7 @@ from tasks.subsets import (
     subset_params,
 )
 from warehouse import Store
-from warehouse import subsets as wh
+from warehouse.subsets import SubsetInfo
 
 
 class SubsetConfig(BaseModel):
@@ -68,14 +68,49 @@ class ExportConfig(BaseModel):
     warehouse: str | None = None
 
 
-def create_subsets(config: SubsetConfig) -> dict[str, Any]:
+class SubsetMade(BaseModel):
+    """One subset of a ladder: its id, size, the next smaller subset, and its make-up."""
+
+    subset_id: str
+    size: int
+    parent_subset_id: str | None
+    created: bool  # False: an identical subset was already stored
+    breakdown: dict[str, dict[str, int]]
+
+
+class SubsetsMade(BaseModel):
+    """What `create_subsets` drew: the subsets in ascending size, from one snapshot."""
+
+    snapshot_id: int
+    snapshot_size: int
+    strategy: str
+    seed: int
+    params: dict[str, Any]
+    warehouse: str
+    subsets: list[SubsetMade]
+
+
+class ExportMade(BaseModel):
+    """Where an export wrote a subset, and how many rows in which format."""
+
+    subset_id: str
+    snapshot_id: int
+    out: str
+    n: int
+    format: str
+    columns: list[str]
+    hf: str  # save_to_disk folder
+    parquet: str
+    jsonl: str
+    manifest: str
+
+
+def create_subsets(config: SubsetConfig) -> SubsetsMade:
     """Select, store and describe the subsets of `config`. Same config -> same ids, and no
-    new rows on a repeat. Returns {"snapshot_id", "strategy", "seed", "params", "warehouse",
-    "subsets": [{"subset_id", "size", "parent_subset_id", "created", "breakdown"}]}
-    with subsets in ascending size."""
+    new rows on a repeat. Subsets come in ascending size."""
     store = Store(config.warehouse)
-    snapshot_id = wh.resolve_snapshot_id(store, config.snapshot_id)
-    examples = wh.snapshot_examples(store, snapshot_id)
+    snapshot_id = store.subsets.resolve_snapshot_id(config.snapshot_id)
+    examples = store.subsets.snapshot_examples(snapshot_id)
     params = subset_params(config.strategy, strata=config.strata, power=config.power,
                            embedding_model=config.embedding_model)
     embeddings = None
@@ -90,17 +125,18 @@ def create_subsets(config: SubsetConfig) -> dict[str, Any]:
     parent = None
     for size in sizes:
         ids = ladder[size]
-        info = wh.SubsetInfo(
+        info = SubsetInfo(
             subset_id=subset_id_for(snapshot_id, config.strategy, size, config.seed, params),
             snapshot_id=snapshot_id, strategy=config.strategy, size=size, seed=config.seed,
             params=params, parent_subset_id=parent)
-        created = wh.save_subset(store, info, [(q, by_id[q].sample_id) for q in ids])
-        out.append({"subset_id": info.subset_id, "size": size, "parent_subset_id": parent,
-                    "created": created, "breakdown": breakdown([by_id[q] for q in ids])})
+        created = store.subsets.save_subset(info, [(q, by_id[q].sample_id) for q in ids])
+        out.append(SubsetMade(subset_id=info.subset_id, size=size, parent_subset_id=parent,
+                              created=created,
+                              breakdown=breakdown([by_id[q] for q in ids])))
         parent = info.subset_id
-    return {"snapshot_id": snapshot_id, "snapshot_size": len(examples),
-            "strategy": config.strategy, "seed": config.seed, "params": params,
-            "warehouse": str(store.path), "subsets": out}
+    return SubsetsMade(snapshot_id=snapshot_id, snapshot_size=len(examples),
+                       strategy=config.strategy, seed=config.seed, params=params,
+                       warehouse=str(store.path), subsets=out)
 
 
 def _embeddings(store: Store, examples: list[Example], model: str) -> dict[str, Any]:
@@ -110,24 +146,24 @@ def _embeddings(store: Store, examples: list[Example], model: str) -> dict[str, 
     return {e.question_id: v for e, v in zip(examples, vectors, strict=True)}
 
 
-def export_subset(config: ExportConfig) -> dict[str, Any]:
+def export_subset(config: ExportConfig) -> ExportMade:
     """Write the subset's examples (rank order) with `tasks.export.export_examples`; the
     manifest records the subset's row so the export can be traced and reproduced."""
     store = Store(config.warehouse)
-    info = wh.load_subset(store, config.subset_id)
-    examples = wh.subset_examples(store, config.subset_id)
+    info = store.subsets.load_subset(config.subset_id)
+    examples = store.subsets.subset_examples(config.subset_id)
     out = Path(config.out) if config.out else store.path.parent / "exports" / info.subset_id
     meta = {"subset_id": info.subset_id, "snapshot_id": info.snapshot_id,
             "strategy": info.strategy, "size": info.size, "seed": info.seed,
             "params": info.params, "parent_subset_id": info.parent_subset_id,
             "warehouse": str(store.path)}
     result = export_examples(examples, out, normalize_format(config.format), metadata=meta)
-    return {**result, "subset_id": info.subset_id, "snapshot_id": info.snapshot_id,
-            "out": str(out)}
+    return ExportMade(**{**result, "subset_id": info.subset_id,
+                         "snapshot_id": info.snapshot_id, "out": str(out)})
 
 
 @flow(name="subset", log_prints=True)
-def subset_flow(config: SubsetConfig) -> dict[str, Any]:
+def subset_flow(config: SubsetConfig) -> SubsetsMade:
     """Draw a subset (or a nested ladder) of a pinned snapshot and store it."""
     result = create_subsets(config)
     create_markdown_artifact(markdown=_subset_markdown(result), key="subset-summary",
@@ -136,7 +172,7 @@ def subset_flow(config: SubsetConfig) -> dict[str, Any]:
 
 
 @flow(name="export", log_prints=True)
-def export_flow(config: ExportConfig) -> dict[str, Any]:
+def export_flow(config: ExportConfig) -> ExportMade:
     """Write a stored subset as an HF dataset + Parquet + JSONL in TRL's format."""
     result = export_subset(config)
     create_markdown_artifact(
@@ -148,17 +184,17 @@ def export_flow(config: ExportConfig) -> dict[str, Any]:
     return result
 
 
-def _subset_markdown(result: dict[str, Any]) -> str:
-    lines = [f"# Subsets of snapshot {result['snapshot_id']}",
+def _subset_markdown(result: SubsetsMade) -> str:
+    lines = [f"# Subsets of snapshot {result.snapshot_id}",
              "",
-             f"Strategy **{result['strategy']}**, seed {result['seed']}, params "
-             f"`{result['params']}`; the snapshot holds {result['snapshot_size']} examples.",
+             f"Strategy **{result.strategy}**, seed {result.seed}, params "
+             f"`{result.params}`; the snapshot holds {result.snapshot_size} examples.",
              "", "| subset_id | size | parent | new |", "|---|---|---|---|"]
-    lines += [f"| `{s['subset_id']}` | {s['size']} | {s['parent_subset_id'] or ''} | "
-              f"{'yes' if s['created'] else 'no (existed)'} |" for s in result["subsets"]]
-    largest = result["subsets"][-1]
-    for name, counts in largest["breakdown"].items():
-        lines += ["", f"Largest subset ({largest['size']}) by {name}:", "",
+    lines += [f"| `{s.subset_id}` | {s.size} | {s.parent_subset_id or ''} | "
+              f"{'yes' if s.created else 'no (existed)'} |" for s in result.subsets]
+    largest = result.subsets[-1]
+    for name, counts in largest.breakdown.items():
+        lines += ["", f"Largest subset ({largest.size}) by {name}:", "",
                   f"| {name} | n | share |", "|---|---|---|"]
-        lines += [f"| {k} | {n} | {n / largest['size']:.1%} |" for k, n in counts.items()]
+        lines += [f"| {k} | {n} | {n / largest.size:.1%} |" for k, n in counts.items()]
     return "\n".join(lines)

@@ -1,43 +1,132 @@
-"""Great Expectations suites as code. Row-level expectations name the rows that fail (they
-become rejections); batch-level expectations gate the publish of a whole batch."""
+"""What the suites in quality/gx/expectations/ check, and the values their parameters take.
+
+The suites themselves are JSON files (edit them, review them in a diff); this module only
+names them, derives the measured columns some expectations need, and turns a reference
+snapshot into the `$PARAMETER` values of the drift suite.
+
+Suites (one per record type the pipeline publishes, plus the batch-level ones):
+- questions: row level, one row per candidate question.
+- samples: row level, the chosen sample of each candidate (its program and answer).
+- curated_batch: batch level, the whole candidate batch (size, rejected share, duplicates,
+  one kind or source swamping the batch).
+- curated_drift: distribution level, the rows that would be published against the current
+  snapshot (kind, source, difficulty, program length, answer magnitude).
+
+Severity (GE's own `severity` field of each expectation) says what a failure does: a
+`critical` row-level failure rejects the row, a `critical` batch-level failure refuses the
+batch; a `warning` is reported and does nothing else. The drift suite's expectations are
+warnings, and `drift_blocking` turns them into refusals.
+"""
 
 from __future__ import annotations
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
+import math
+from typing import Any
 
-CURATED_SUITE = "curated_batch"
-GATE_SUITE = "curated_batch_gate"
+import numpy as np
+import pandas as pd
 
-# Bounds a usable SFT example stays within; beyond them an item is almost always a parse
-# or source bug (an empty question, a whole document pasted as context, a runaway program).
-QUESTION_CHARS = (10, 2_000)
-CONTEXT_CHARS = (0, 20_000)
-PROGRAM_CHARS = (5, 4_000)
+from tasks.answers import parse_number
 
+ROW_SUITES = ("questions", "samples")
+BATCH_SUITE = "curated_batch"
+DRIFT_SUITE = "curated_drift"
+CURATED_SUITE = BATCH_SUITE  # the suite name the `validations` table has always used
 
-def curated_suite() -> gx.ExpectationSuite:
-    """Row-level checks over candidate examples (one row per question)."""
-    suite = gx.ExpectationSuite(name=CURATED_SUITE)
-    for column in ("question", "program", "answer"):
-        suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=column))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="question_id"))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="answer_is_finite",
-                                                          value_set=[True]))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column="program_compiles",
-                                                          value_set=[True]))
-    for column, (lo, hi) in (("question", QUESTION_CHARS), ("context", CONTEXT_CHARS),
-                             ("program", PROGRAM_CHARS)):
-        suite.add_expectation(gxe.ExpectColumnValueLengthsToBeBetween(
-            column=column, min_value=lo, max_value=hi))
-    return suite
+ROW_CHECKPOINT = "candidate_rows"
+BATCH_CHECKPOINT = "candidate_batch"
+DRIFT_CHECKPOINT = "candidate_drift"
+
+# Columns of a candidate row (the contract of validate_candidates); missing optional ones are
+# added as nulls so that a caller with fewer columns still validates what it has.
+CANDIDATE_COLUMNS = ("question_id", "question", "context", "program", "answer", "source",
+                     "kind", "difficulty", "exec_status")
+MISSING = "(none)"  # the category of a null kind/source/difficulty in distribution checks
 
 
-def gate_suite(min_rows: int, max_rejected_fraction: float) -> gx.ExpectationSuite:
-    """Batch-level checks over a one-row summary of the validated batch."""
-    suite = gx.ExpectationSuite(name=GATE_SUITE)
-    suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column="kept_rows",
-                                                            min_value=min_rows))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(
-        column="rejected_fraction", min_value=0.0, max_value=max_rejected_fraction))
-    return suite
+def _answer_magnitude(answer: object) -> float:
+    value = parse_number(answer) if isinstance(answer, str | int | float) else None
+    if value is None or not math.isfinite(value):
+        return math.nan
+    # log10(1 + |x|): 0 for 0, ~n for 10^n; a change of 1 is a change of scale by ten.
+    return math.log10(1.0 + abs(value))
+
+
+def measured(rows: pd.DataFrame) -> pd.DataFrame:
+    """Candidate (or snapshot) rows with the columns the batch and drift suites read:
+    program_chars, answer_magnitude, and kind/source/difficulty as categories."""
+    df = rows.copy()
+    for column in CANDIDATE_COLUMNS:
+        if column not in df.columns:
+            df[column] = None
+    df["program_chars"] = df["program"].map(
+        lambda p: float(len(p)) if isinstance(p, str) else math.nan)
+    df["answer_magnitude"] = df["answer"].map(_answer_magnitude)
+    return df
+
+
+def categories(values: pd.Series) -> pd.Series:
+    """A column as category labels (strings), nulls as their own category: a batch of
+    unlabelled rows is a distribution too, and GE's KL divergence ignores nulls."""
+    def label(v: object) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return MISSING
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)  # difficulty read back from a nullable column
+        return str(v)
+    return values.map(label).astype(object)
+
+
+def drift_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """What the drift suite validates: measured columns, categorical columns as labels."""
+    df = measured(rows)
+    for column in ("kind", "source", "difficulty"):
+        df[column] = categories(df[column])
+    return df
+
+
+def _partition(values: pd.Series) -> dict[str, Any]:
+    shares = categories(values).value_counts(normalize=True).sort_index()
+    return {"values": [str(v) for v in shares.index], "weights": [float(w) for w in shares]}
+
+
+def _quantile_ranges(values: pd.Series, spec: dict[str, Any]) -> dict[str, Any]:
+    quantiles = [float(q) for q in spec.get("quantiles", [0.1, 0.5, 0.9])]
+    rel = float(spec.get("relative_tolerance", 0.0))
+    absolute = float(spec.get("absolute_tolerance", 0.0))
+    clean = values.dropna().astype(float)
+    ranges: list[list[float | None]] = []
+    for q in quantiles:
+        if clean.empty:
+            ranges.append([None, None])  # nothing to compare with: no bound
+            continue
+        ref = float(np.quantile(clean, q))
+        slack = abs(ref) * rel + absolute
+        ranges.append([ref - slack, ref + slack])
+    return {"quantiles": quantiles, "value_ranges": ranges}
+
+
+def drift_parameters(suite: Any, reference: pd.DataFrame) -> dict[str, Any]:
+    """Values of the drift suite's `$PARAMETER`s measured on the reference rows.
+
+    A KL-divergence expectation gets the reference's category shares of its column; a
+    quantile expectation gets ranges around the reference's quantiles, widened by the
+    tolerances in its `meta.reference` (so the JSON suite, not this code, says how much
+    change is drift)."""
+    ref = measured(reference)
+    params: dict[str, Any] = {}
+    for exp in suite.expectations:
+        config = exp.configuration
+        for key, value in config.kwargs.items():
+            if not (isinstance(value, dict) and "$PARAMETER" in value):
+                continue
+            name, column = value["$PARAMETER"], config.kwargs["column"]
+            if key == "partition_object":
+                params[name] = _partition(ref[column])
+            elif key == "quantile_ranges":
+                spec = (config.meta or {}).get("reference", {})
+                params[name] = _quantile_ranges(ref[column], spec)
+            else:
+                raise ValueError(f"quality/gx/expectations/{suite.name}.json: no reference "
+                                 f"value is defined for parameter {name!r} ({key})")
+    return params

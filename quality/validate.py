@@ -1,125 +1,263 @@
-"""Run the suites over a batch: failing rows become rejections named after the expectation,
-and the gate decides whether the batch may be published."""
+"""Run the project's checkpoints over a candidate batch: failing rows become rejections named
+after the expectation, batch-level failures refuse the batch, drift from the current snapshot
+is reported (and refuses the batch when `drift_blocking`). Each checkpoint stores its results
+and rebuilds the Data Docs site (quality/gx/checkpoints/*.json, action update_data_docs)."""
 
 from __future__ import annotations
 
-import logging
-import math
-import threading
+import datetime as dt
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from tasks.answers import parse_number
 from tasks.types import Rejection
 
-from .suites import curated_suite, gate_suite
+from .context import gx_lock, quality_context
+from .suites import (
+    BATCH_CHECKPOINT,
+    CURATED_SUITE,
+    DRIFT_CHECKPOINT,
+    DRIFT_SUITE,
+    ROW_CHECKPOINT,
+    ROW_SUITES,
+    drift_frame,
+    drift_parameters,
+    measured,
+)
 
-_gx_lock = threading.Lock()
+__all__ = ["CURATED_SUITE", "ValidationOutcome", "validate_candidates"]
 
 
 @dataclass
 class ValidationOutcome:
     kept_ids: list[str]
     rejections: list[Rejection]
-    success: bool  # the gate passed: the batch may be published
+    success: bool  # no blocking expectation failed: the batch may be published
     statistics: dict[str, Any] = field(default_factory=dict)
+    # One entry per expectation evaluated: suite, expectation, success, severity, blocking,
+    # unexpected_count or observed value.
     results: list[dict[str, Any]] = field(default_factory=list)
+    blocking_failures: list[str] = field(default_factory=list)  # "suite: expectation(column)"
+    warnings: list[str] = field(default_factory=list)          # failed, not blocking
+    drift: list[dict[str, Any]] = field(default_factory=list)  # the drift suite's results
+    reason: str | None = None  # one line, when the batch is refused
+    docs_index: Path | None = None  # the Data Docs site's index.html
+    docs_pages: dict[str, str] = field(default_factory=dict)  # suite -> its result page URL
+
+    def check_table(self) -> list[dict[str, Any]]:
+        """Batch-level and drift expectations, one row each (for a Prefect table artifact):
+        what refused the batch, what only warned, and what passed."""
+        rows = []
+        for r in self.results:
+            if r["suite"] in ("questions", "samples"):
+                continue
+            observed = r.get("observed")
+            if isinstance(observed, dict) and "values" in observed:
+                observed = ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v)
+                                     for v in observed["values"])
+            elif isinstance(observed, float):
+                observed = round(observed, 4)
+            rows.append({"suite": r["suite"], "expectation": r["expectation"],
+                         "result": "pass" if r["success"] else
+                         ("REFUSED" if r["blocking"] else "warning"),
+                         "observed": "" if observed is None else str(observed)})
+        return rows
+
+    def suite_rows(self) -> list[tuple[str, bool, dict[str, Any], list[dict[str, Any]]]]:
+        """(suite, success, statistics, results) per suite that ran: one `validations` row
+        each (Store.save_validation)."""
+        return [(suite, bool(stats["success"]), stats,
+                 [r for r in self.results if r["suite"] == suite])
+                for suite, stats in self.statistics.get("suites", {}).items()]
+
+    def summary_markdown(self) -> str:
+        """A few lines for the run's markdown artifact: verdict, why, warnings, Data Docs."""
+        lines = [f"**Quality**: {'passed' if self.success else 'refused'}; "
+                 f"{self.statistics.get('kept', 0)} of {self.statistics.get('rows', 0)} rows "
+                 "kept by the row suites."]
+        if self.reason:
+            lines.append(f"Refused: {self.reason}")
+        if self.warnings:
+            lines.append("Warnings: " + "; ".join(self.warnings))
+        if self.docs_index:
+            lines.append(f"Data Docs: `{self.docs_index}`")
+        return "\n\n".join(lines)
 
 
-def _compiles(program: object) -> bool:
-    if not isinstance(program, str):
-        return False
+def _name(config: Any) -> str:
+    column = config.kwargs.get("column")
+    return f"{config.type}({column})" if column else config.type
+
+
+def _severity(config: Any) -> str:
+    """critical | warning | info (GE keeps a FailureSeverity enum; older suites have none)."""
+    return str(getattr(config, "severity", None) or "critical").split(".")[-1].lower()
+
+
+def _observed(result: dict[str, Any]) -> Any:
+    value = result.get("observed_value")
+    if isinstance(value, dict | list):
+        return value
     try:
-        # Compiling parses; it runs nothing (programs only ever run in the sandbox).
-        compile(program, "<program>", "exec")
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return False
-    return True
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return str(value)
 
 
-def _finite(answer: object) -> bool:
-    value = parse_number(answer) if answer is not None else None
-    return value is not None and math.isfinite(value)
+def _results(suite: str, validation: Any, *, blocking: bool) -> list[dict[str, Any]]:
+    """Rows for `ValidationOutcome.results`; `blocking` says whether a critical failure of
+    this suite refuses the batch (the row-level suites reject rows instead)."""
+    out = []
+    for res in validation.results:
+        config = res.expectation_config
+        severity = _severity(config)
+        entry: dict[str, Any] = {"suite": suite, "expectation": _name(config),
+                                 "success": bool(res.success), "severity": severity,
+                                 "blocking": blocking and severity == "critical"}
+        if "unexpected_count" in res.result:
+            entry["unexpected_count"] = int(res.result.get("unexpected_count") or 0)
+        if "observed_value" in res.result:
+            entry["observed"] = _observed(res.result)
+        if res.exception_info and res.exception_info.get("raised_exception"):
+            entry["error"] = str(res.exception_info.get("exception_message"))[:300]
+        out.append(entry)
+    return out
 
 
-def _context():  # noqa: ANN202 - an ephemeral gx context with its progress bars off
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    # GE logs an INFO line per ephemeral context ("temporary directory for docs site").
-    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
-
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return ctx
-
-
-def _run(ctx: Any, name: str, df: pd.DataFrame, suite: Any, id_column: str | None) -> Any:
-    asset = ctx.data_sources.add_pandas(name).add_dataframe_asset(f"{name}_frame")
-    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
-        batch_parameters={"dataframe": df})
-    fmt: dict[str, Any] = {"result_format": "COMPLETE"}
-    if id_column:
-        fmt["unexpected_index_column_names"] = [id_column]
-    return batch.validate(suite, result_format=fmt)
-
-
-def validate_candidates(rows: pd.DataFrame, *, min_rows: int = 1,
-                        max_rejected_fraction: float = 0.2) -> ValidationOutcome:
-    """`rows`: one candidate example per question with columns question_id, question,
-    context, program, answer."""
-    df = rows.copy()
-    df["answer_is_finite"] = [_finite(a) for a in df["answer"]]
-    df["program_compiles"] = [_compiles(p) for p in df["program"]]
-    with _gx_lock:  # gx contexts are not meant to be built concurrently in one process
-        ctx = _context()
-        row_result = _run(ctx, "candidates", df, curated_suite(), "question_id")
-
-    failed: dict[str, str] = {}
-    results = []
-    seen_ids: set[str] = set()
-    for res in row_result.results:
-        cfg = res.expectation_config
-        column = cfg.kwargs.get("column")
-        reason = f"{cfg.type}({column})" if column else cfg.type
-        unexpected = res.result.get("unexpected_index_list") or []
-        results.append({"expectation": reason, "success": bool(res.success),
-                        "unexpected_count": int(res.result.get("unexpected_count") or 0)})
-        for entry in unexpected:
+def _row_failures(suite: str, validation: Any) -> dict[str, tuple[str, str]]:
+    """question_id -> (suite, the first critical row-level expectation it failed)."""
+    failed: dict[str, tuple[str, str]] = {}
+    for res in validation.results:
+        config = res.expectation_config
+        if _severity(config) != "critical":
+            continue
+        seen: set[str] = set()
+        for entry in res.result.get("unexpected_index_list") or []:
             qid = entry.get("question_id") if isinstance(entry, dict) else None
             if qid is None:
                 continue
             # A duplicated id: keep its first copy, reject the others.
-            if cfg.type == "expect_column_values_to_be_unique" and qid not in seen_ids:
-                seen_ids.add(qid)
+            if config.type == "expect_column_values_to_be_unique" and qid not in seen:
+                seen.add(qid)
                 continue
-            failed.setdefault(qid, reason)
-    rejections = [Rejection(item_id=qid, stage="quality", reason=reason,
-                            detail="row failed the curated_batch suite")
-                  for qid, reason in sorted(failed.items())]
-    kept_ids = [q for q in dict.fromkeys(df["question_id"]) if q not in failed]
+            failed.setdefault(qid, (suite, _name(config)))
+    return failed
 
+
+def _run(ctx: Any, checkpoint: str, frame: pd.DataFrame, params: dict[str, Any],
+         run_name: str, run_time: dt.datetime) -> dict[str, Any]:
+    """Run one checkpoint; suite name -> (result key in the store, validation result)."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    result = ctx.checkpoints.get(checkpoint).run(
+        batch_parameters={"dataframe": frame}, expectation_parameters=params,
+        run_id=RunIdentifier(run_name=run_name, run_time=run_time))
+    return {key.expectation_suite_identifier.name: (key, res)
+            for key, res in result.run_results.items()}
+
+
+def _suite_stats(validation: Any) -> dict[str, Any]:
+    return {"success": bool(validation.success), **dict(validation.statistics)}
+
+
+def _page(ctx: Any, key: Any) -> str | None:
+    urls = ctx.get_docs_sites_urls(resource_identifier=key)
+    return urls[0].get("site_url") if urls else None
+
+
+def validate_candidates(rows: pd.DataFrame, *, max_rejected_fraction: float = 0.2,
+                        min_rows: int = 1, max_duplicate_fraction: float = 0.05,
+                        reference: pd.DataFrame | None = None, drift_blocking: bool = False,
+                        run_id: str | None = None,
+                        docs_dir: str | os.PathLike[str] | None = None) -> ValidationOutcome:
+    """Validate one candidate example per question.
+
+    `rows`: columns question_id, question, context, program, answer (the predicted value as a
+    string), source, kind, difficulty, exec_status (missing ones count as null).
+    `reference`: the current snapshot's curated rows (same columns, or the `curated` view's);
+    None on a first run, which skips the drift suite.
+    `docs_dir`: where the Data Docs site goes (`quality.context.docs_dir_for(warehouse)`);
+    GE's validation results go to the `gx-results/` folder beside it. None: a temporary
+    folder (tests, ad-hoc calls)."""
+    import tempfile
+
+    df = measured(rows).reset_index(drop=True)
+    run_name = run_id or "adhoc"
+    run_time = dt.datetime.now(dt.UTC)
+    tmp = None if docs_dir is not None else tempfile.TemporaryDirectory(prefix="gx-docs-")
+    docs = Path(docs_dir if docs_dir is not None else Path(tmp.name) / "docs")
+    try:
+        with gx_lock:
+            ctx = quality_context(docs)
+            outcome = _validate(ctx, df, run_name, run_time, reference=reference,
+                                drift_blocking=drift_blocking, params={
+                                    "min_rows": min_rows,
+                                    "max_rejected_fraction": max_rejected_fraction,
+                                    "min_unique_question_share": 1.0 - max_duplicate_fraction})
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    if tmp is None:
+        outcome.docs_index = docs.resolve() / "index.html"
+    else:  # the site is gone with its temporary folder: point at nothing
+        outcome.docs_pages = {}
+    return outcome
+
+
+def _validate(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime, *,
+              reference: pd.DataFrame | None, drift_blocking: bool,
+              params: dict[str, Any]) -> ValidationOutcome:
+    runs = _run(ctx, ROW_CHECKPOINT, df, {}, run_name, run_time)
+    failed: dict[str, tuple[str, str]] = {}
+    results: list[dict[str, Any]] = []
+    statistics: dict[str, Any] = {"suites": {}}
+    for suite, (_, res) in runs.items():
+        for qid, reason in _row_failures(suite, res).items():
+            failed.setdefault(qid, reason)
+        results += _results(suite, res, blocking=False)
+        statistics["suites"][suite] = _suite_stats(res)
+
+    df["row_rejected"] = df["question_id"].isin(failed).astype(float)
+    runs.update(_run(ctx, BATCH_CHECKPOINT, df, params, run_name, run_time))
+    _, batch = runs[CURATED_SUITE]
+    results += _results(CURATED_SUITE, batch, blocking=True)
+    statistics["suites"][CURATED_SUITE] = _suite_stats(batch)
+
+    kept_ids = [q for q in dict.fromkeys(df["question_id"]) if q not in failed]
+    kept = df[df["question_id"].isin(set(kept_ids))].drop_duplicates("question_id")
+    drift: list[dict[str, Any]] = []
+    if reference is not None and len(reference) and len(kept):
+        suite = ctx.suites.get(DRIFT_SUITE)
+        runs.update(_run(ctx, DRIFT_CHECKPOINT, drift_frame(kept),
+                         drift_parameters(suite, reference), run_name, run_time))
+        _, drift_res = runs[DRIFT_SUITE]
+        # The drift suite's expectations are warnings; drift_blocking makes them refusals.
+        drift = [dict(r, blocking=drift_blocking or r["blocking"])
+                 for r in _results(DRIFT_SUITE, drift_res, blocking=True)]
+        results += drift
+        statistics["suites"][DRIFT_SUITE] = _suite_stats(drift_res)
+
+    blocking = [f"{r['suite']}: {r['expectation']}" for r in results
+                if not r["success"] and r["blocking"]]
+    # Row-level failures are rejections, not warnings.
+    warnings = [f"{r['suite']}: {r['expectation']}" for r in results
+                if not r["success"] and not r["blocking"] and r["suite"] not in ROW_SUITES]
+    rejections = [Rejection(item_id=qid, stage="quality", reason=name,
+                            detail=f"row failed the {suite} suite")
+                  for qid, (suite, name) in sorted(failed.items())]
     total = len(df)
-    summary = pd.DataFrame({"kept_rows": [len(kept_ids)],
-                            "rejected_fraction": [(total - len(kept_ids)) / total if total
-                                                  else 0.0]})
-    with _gx_lock:
-        gate_result = _run(ctx, "gate", summary, gate_suite(min_rows, max_rejected_fraction),
-                           None)
-    for res in gate_result.results:
-        cfg = res.expectation_config
-        results.append({"expectation": f"gate:{cfg.type}({cfg.kwargs.get('column')})",
-                        "success": bool(res.success),
-                        "observed": res.result.get("observed_value")})
-    statistics = {
-        "rows": total,
-        "kept": len(kept_ids),
-        "rejected": total - len(kept_ids),
-        "row_suite": dict(row_result.statistics),
-        "gate_suite": dict(gate_result.statistics),
-    }
-    return ValidationOutcome(kept_ids=kept_ids, rejections=rejections,
-                             success=bool(gate_result.success), statistics=statistics,
-                             results=results)
+    statistics.update(rows=total, kept=len(kept_ids), rejected=total - len(kept_ids),
+                      run_name=run_name)
+    reason = None
+    if blocking:
+        reason = (f"batch refused by {len(blocking)} blocking expectation"
+                  f"{'s' if len(blocking) > 1 else ''}: " + "; ".join(blocking))
+    return ValidationOutcome(
+        kept_ids=kept_ids, rejections=rejections, success=not blocking,
+        statistics=statistics, results=results, blocking_failures=blocking,
+        warnings=warnings, drift=drift, reason=reason,
+        docs_pages={suite: page for suite, (key, _) in runs.items()
+                    if (page := _page(ctx, key))})

@@ -6,40 +6,37 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tasks.answers import answers_match, format_answer, parse_number
+from tasks.stage import StageResult, reject
+from tasks.teachers.base import Selection
 from tasks.types import ExecResult, Question, Rejection, Sample
+
+
+def execution_rejections(samples: Sequence[Sample], stage: str = "execute"
+                         ) -> list[Rejection]:
+    """A rejection for each question none of whose samples ran, with the first failure's
+    status as the reason."""
+    first_failure: dict[str, Sample] = {}
+    ran: set[str] = set()
+    for s in samples:
+        if s.exec_status == "ok":
+            ran.add(s.question_id)
+        else:
+            first_failure.setdefault(s.question_id, s)
+    return [reject(qid, stage, s.exec_status or "error", f"{s.sample_id}: {s.exec_error}".strip())
+            for qid, s in first_failure.items() if qid not in ran]
 
 
 def check_samples(samples: Sequence[Sample], results: Sequence[ExecResult],
                   questions: Mapping[str, Question]) -> list[Rejection]:
-    """Fill each sample's execution fields and verdict; return a rejection for every
-    question none of whose samples survived (execution failure or wrong answer)."""
+    """The execute and check stages' decisions for samples executed elsewhere: fill each
+    sample's execution fields and verdict; return a rejection for every question none of
+    whose samples survived (execution failure or wrong answer)."""
     if len(samples) != len(results):
         raise ValueError(f"{len(samples)} samples but {len(results)} execution results")
-    failures: dict[str, Rejection] = {}
-    good: set[str] = set()
     for sample, result in zip(samples, results, strict=True):
-        q = questions[sample.question_id]
-        sample.exec_status = result.status
-        sample.exec_error = result.error
-        if result.status != "ok":
-            failures.setdefault(q.question_id, Rejection(
-                q.question_id, "execute", result.status,
-                f"{sample.sample_id}: {result.error}".strip()))
-            continue
-        sample.predicted = format_answer(result.value)
-        if q.gold_answer is None:
-            sample.correct = None  # nothing to check against: kept as unverified
-            good.add(q.question_id)
-            continue
-        sample.correct = answers_match(result.value, q.gold_answer, scale=q.meta.get("scale"))
-        if sample.correct:
-            good.add(q.question_id)
-        else:
-            failures.setdefault(q.question_id, Rejection(
-                q.question_id, "check", "wrong_answer",
-                f"predicted={sample.predicted} gold={q.gold_answer}"
-                + (f" scale={q.meta['scale']}" if q.meta.get("scale") else "")))
-    return [r for qid, r in failures.items() if qid not in good]
+        sample.exec_status, sample.exec_error = result.status, result.error
+        sample.exec_value = result.value
+    return execution_rejections(samples) + Check(questions, Selection())._verdicts(samples)
 
 
 def select_samples(samples: Sequence[Sample]) -> list[Sample]:
@@ -123,3 +120,59 @@ def select_multi(samples: Sequence[Sample], questions: Mapping[str, Question], *
                   "n_samples": len(group)}
                  for i, s in enumerate(_distinct_first(top, cap))]
     return rows, rejections
+
+
+class Check:
+    """Stage: verdict on every executed sample (its answer against the gold), then the
+    choice of the examples to publish per the teacher's `Selection`.
+
+    kept: the chosen samples (rank 0 of each question). records: every sample with its
+    verdict ("samples"), and for K-sample teachers the ranked selection rows
+    ("selections")."""
+
+    name = "check"
+    batch_size = None
+
+    def __init__(self, questions: Mapping[str, Question], selection: Selection) -> None:
+        self.questions, self.selection = questions, selection
+
+    def run(self, items: list[Sample]) -> StageResult[Sample]:
+        rejections = self._verdicts(items)
+        records: dict[str, Any] = {"samples": items}
+        if self.selection.multi:
+            rows, votes = select_multi(items, self.questions,
+                                       cap=self.selection.keep_per_question,
+                                       min_agreement=self.selection.min_agreement)
+            rejections += votes
+            records["selections"] = rows
+            first = {r["sample_id"] for r in rows if r["rank"] == 0}
+            chosen = [s for s in items if s.sample_id in first]
+        else:
+            chosen = select_samples(items)
+        return StageResult(kept=chosen, rejections=rejections, records=records)
+
+    def _verdicts(self, samples: Sequence[Sample]) -> list[Rejection]:
+        """Fill predicted/correct; a question with executed samples but no correct one
+        leaves with `wrong_answer` (a question none of whose samples ran already left at
+        the execute stage)."""
+        wrong: dict[str, Rejection] = {}
+        good: set[str] = set()
+        for sample in samples:
+            if sample.exec_status != "ok":
+                continue
+            q = self.questions[sample.question_id]
+            sample.predicted = format_answer(sample.exec_value)
+            if q.gold_answer is None:
+                sample.correct = None  # nothing to check against: kept as unverified
+                good.add(q.question_id)
+                continue
+            sample.correct = answers_match(sample.exec_value, q.gold_answer,
+                                           scale=q.meta.get("scale"))
+            if sample.correct:
+                good.add(q.question_id)
+            else:
+                wrong.setdefault(q.question_id, reject(
+                    q.question_id, self.name, "wrong_answer",
+                    f"predicted={sample.predicted} gold={q.gold_answer}"
+                    + (f" scale={q.meta['scale']}" if q.meta.get("scale") else "")))
+        return [r for qid, r in wrong.items() if qid not in good]

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.embed import EmbeddingCache, embed_with_cache
+from tasks.stage import StageResult
 from tasks.types import Question, Rejection, normalize_text
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
@@ -96,3 +99,47 @@ def contamination_rejections(questions: Sequence[Question], q_vectors: np.ndarra
                 qid, "decontaminate", "benchmark_paraphrase",
                 f"{bench.name} {bid}: cosine {sim:.4f}"))
     return [flagged[q.question_id] for q in questions if q.question_id in flagged]
+
+
+class DecontamConfig(BaseModel):
+    """Benchmark test sets that training questions must not overlap."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decontaminate: list[str] = Field(
+        default_factory=list, description="benchmark test sets (source specs, e.g. "
+        "gsm8k:../shared/data/gsm8k/test.jsonl) whose questions must not be trained on")
+    decontam_ngram: int = Field(13, ge=3, le=50, description="word n-gram length of the "
+                                "overlap check")
+    decontam_threshold: float = Field(0.9, ge=0.5, le=1.0, description="cosine at which a "
+                                      "question over the same context is a benchmark "
+                                      "paraphrase")
+
+
+class Decontaminate:
+    """Stage: questions that overlap a registered benchmark leave before anyone pays for
+    them. Benchmarks are loaded when the stage runs; vectors come from (and go to) the
+    embedding cache, so a benchmark is embedded once per model."""
+
+    name = "decontaminate"
+    batch_size = None
+
+    def __init__(self, config: DecontamConfig, cache: EmbeddingCache, model: str,
+                 load: Callable[[str], Sequence[Question]]) -> None:
+        self.config, self.cache, self.model, self.load = config, cache, model, load
+
+    def run(self, items: list[Question]) -> StageResult[Question]:
+        if not self.config.decontaminate or not items:
+            return StageResult(kept=items)
+        q_vectors = embed_with_cache(self.cache, [q.text for q in items], self.model)
+        benchmarks = []
+        for spec in self.config.decontaminate:
+            bench_qs = list(self.load(spec))
+            benchmarks.append((Benchmark(spec, bench_qs), embed_with_cache(
+                self.cache, [q.text for q in bench_qs], self.model)))
+        rejections = contamination_rejections(items, q_vectors, benchmarks,
+                                              n=self.config.decontam_ngram,
+                                              threshold=self.config.decontam_threshold)
+        flagged = {r.item_id for r in rejections}
+        return StageResult(kept=[q for q in items if q.question_id not in flagged],
+                           rejections=rejections)

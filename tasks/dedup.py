@@ -14,13 +14,17 @@ warehouse already holds, else the smallest id of the new items.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.types import Question, Rejection, normalize_text, stable_hash
+from tasks.embed import DEFAULT_MODEL
+from tasks.stage import StageResult, reject
+from tasks.types import Question, Rejection, normalize_text, stable_hash, text_key
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # Blocks larger than this use faiss range search instead of a dense similarity matrix.
@@ -140,3 +144,76 @@ def semantic_dedup(new: Sequence[DedupItem], new_vectors: np.ndarray,
         sim = 1.0 if rep == idx else float(vectors[idx] @ vectors[rep])
         out.append((items[idx].item_id, items[rep].item_id, sim))
     return out
+
+
+class DedupConfig(BaseModel):
+    """Semantic dedup of questions (exact dedup has no settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedding_model: str = Field(DEFAULT_MODEL, description="sentence-transformers id or "
+                                 "path used for semantic dedup, decontamination and subsets")
+    semantic_threshold: float = Field(0.95, ge=0.5, le=1.0, description="cosine at or above "
+                                      "which two questions are one")
+    numbers_must_match: bool = Field(True, description="semantic duplicates must mention "
+                                     "the same numbers")
+
+
+class QuestionLedger(Protocol):
+    """What dedup needs of the warehouse (warehouse.Store implements it)."""
+
+    def question_states(self, question_ids: Sequence[str]) -> dict[str, str]: ...
+
+    def load_questions(self, question_ids: Sequence[str]) -> list[Question]: ...
+
+    def representatives(self, model: str) -> tuple[list[str], list[str], list[str],
+                                                    np.ndarray]: ...
+
+    def load_embeddings(self, keys: Sequence[str], model: str) -> dict[str, Any]: ...
+
+
+class Dedup:
+    """Stage: exact, then semantic dedup of a loaded batch, against itself and the warehouse.
+
+    Questions the warehouse already decided leave quietly (`already_done`); questions an
+    interrupted run stored but never decided come back as they were stored (`resumed`) and
+    skip dedup, which they passed then. New questions, their dedup rows and the duplicate
+    rejections are stored in one transaction (`records`), so a question is never stored
+    without its dedup verdict. Vectors come from the embedding cache (the embed stage ran
+    first)."""
+
+    name = "dedup"
+    batch_size = None
+
+    def __init__(self, config: DedupConfig, ledger: QuestionLedger) -> None:
+        self.config, self.ledger = config, ledger
+
+    def run(self, items: list[Question]) -> StageResult[Question]:
+        unique, rejections = exact_dedup(items)
+        states = self.ledger.question_states([q.question_id for q in unique])
+        new = [q for q in unique if q.question_id not in states]
+        pending = [q.question_id for q in unique if states.get(q.question_id) == "pending"]
+        counts = Counter(already_done=sum(1 for s in states.values() if s == "done"),
+                         resumed=len(pending), new=len(new))
+        rows = self._semantic(new) if new else []
+        dups = {item for item, rep, _ in rows if item != rep}
+        rejections += [reject(item, self.name, "semantic_duplicate",
+                              f"cosine {sim:.4f} with {rep}")
+                       for item, rep, sim in rows if item != rep]
+        kept = [q for q in new if q.question_id not in dups]
+        kept += self.ledger.load_questions(pending)
+        dedup_rows = [(i, r, s, "semantic" if i != r else "representative") for i, r, s in rows]
+        return StageResult(kept=kept, rejections=rejections, counts=counts,
+                           records={"questions": new, "dedup": dedup_rows})
+
+    def _semantic(self, new: list[Question]) -> list[tuple[str, str, float]]:
+        model = self.config.embedding_model
+        keys = [text_key(q.text) for q in new]
+        cached = self.ledger.load_embeddings(keys, model)
+        vectors = np.stack([cached[k] for k in keys])
+        ids, texts, contexts, known_vecs = self.ledger.representatives(model)
+        known = [DedupItem(i, t, c) for i, t, c in zip(ids, texts, contexts, strict=True)]
+        items = [DedupItem(q.question_id, q.text, q.context) for q in new]
+        return semantic_dedup(items, vectors, known, known_vecs,
+                              threshold=self.config.semantic_threshold,
+                              numbers_must_match=self.config.numbers_must_match)

@@ -13,6 +13,9 @@ from typing import Any, Protocol
 import numpy as np
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Batch size of the embed stage in one process: a single encode call (one length-sorted
+# pass, one progress bar) is fastest there; on Dask, chunks spread over the workers.
+ONE_PASS = 1 << 30
 _lock = threading.Lock()
 
 
@@ -71,3 +74,40 @@ def embed_with_cache(cache: EmbeddingCache, texts: Sequence[str], model: str = D
     if not keys:
         return np.zeros((0, 0), dtype=np.float32)
     return np.stack([have[k] for k in keys])
+
+
+class Embed:
+    """Stage: vectors for the question texts the cache lacks, computed once per text.
+
+    `todo` runs in the flow process and reads the cache; `run` is pure (no warehouse), so
+    the runner may send its chunks to Dask workers. The vectors travel back as
+    `records["embeddings"]` and the runner stores them; later stages read them from the
+    cache. Every question passes on."""
+
+    name = "embed"
+
+    def __init__(self, model: str, cache: EmbeddingCache, batch_size: int = ONE_PASS,
+                 show_progress: bool = False) -> None:
+        self.model, self.cache = model, cache
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+
+    def todo(self, items: list[Any]) -> list[Any]:
+        """One question per distinct text without a stored vector."""
+        from tasks.types import text_key
+
+        keys = {text_key(q.text): q for q in items}
+        have = self.cache.load_embeddings(list(keys), self.model)
+        return [q for k, q in keys.items() if k not in have]
+
+    def run(self, items: list[Any]) -> Any:
+        from collections import Counter
+
+        from tasks.stage import StageResult
+        from tasks.types import text_key
+
+        vectors = embed_texts([q.text for q in items], self.model,
+                              show_progress=self.show_progress)
+        rows = [(text_key(q.text), self.model, v) for q, v in zip(items, vectors, strict=True)]
+        return StageResult(kept=items, records={"embeddings": rows},
+                           counts=Counter(embedded=len(rows)))

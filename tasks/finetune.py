@@ -37,7 +37,7 @@ class ChatTemplateError(ValueError):
 
 class TrainParams(BaseModel):
     """How one student is trained: the one declaration read by the flows, their Prefect UI
-    form and the CLI (flows/cli_model.py), and stored flat in finetune_runs.params.
+    form and the CLI (flows/cli/options.py), and stored flat in finetune_runs.params.
 
     Sentinels instead of `None` (0 means "automatic") keep every field a plain number in the
     UI form. Order: which model, then how to train it."""

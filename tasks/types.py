@@ -104,6 +104,9 @@ class Sample:
     # Annotations that are not part of identity, e.g. the labelled error a noisy teacher
     # injected ({"error_kind": "swapped_operands", "error_step": 2}).
     meta: dict[str, Any] = field(default_factory=dict)
+    # The JSON-able value of `ans` from the sandbox, for the check stage (not stored: the
+    # stored form is `predicted`).
+    exec_value: Any = field(default=None, repr=False)
 
     @property
     def sample_id(self) -> str:

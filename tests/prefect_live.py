@@ -120,7 +120,7 @@ class LivePrefect:
     def seed_snapshot(self, n: int = 160, seed: int = 31) -> Any:
         """Publish one snapshot through the scheduled deployment (run now), once."""
         if self.seed_run is None:
-            run = self.run_deployment(REFRESH, {"config": {"n": n, "seed": seed}})
+            run = self.run_deployment(REFRESH, {"config": {"source": {"n": n, "seed": seed}}})
             assert run.state.is_completed(), f"{run.state}\n{self.logs()}"
             self.seed_run = run
         return self.seed_run

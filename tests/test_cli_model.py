@@ -1,4 +1,4 @@
-"""flows/cli_model.py: options generated from a pydantic model, parsed back into it, through a
+"""flows/cli/options.py: options generated from a pydantic model, parsed back into it, through a
 real typer app and CliRunner."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typer.testing import CliRunner
 
-from flows.cli_model import cli_fields, options_from
+from flows.cli.options import cli_fields, options_from
 
 
 class Inner(BaseModel):

@@ -57,4 +57,4 @@ def test_existing_scheduler_runs_the_batches(live_prefect, threads_result, tmp_p
             out = refresh(cfg)
         ran = set(cluster.scheduler.task_prefixes)
     _same(out, _curated(wh), threads_result)
-    assert {"embed_task", "execute_task", "teacher_task"} <= ran, ran
+    assert {"embed_stage", "execute_stage", "teacher_stage"} <= ran, ran

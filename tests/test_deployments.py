@@ -28,12 +28,16 @@ TINY_FINETUNE = {"subset_size": 40, "max_steps": 3, "eval_n": 4, "max_new_tokens
 def test_served_deployments_have_schedule_and_forms(live_prefect):
     refresh = live_prefect.deployment("refresh/nightly-refresh")
     assert [(s.schedule.cron, s.active) for s in refresh.schedules] == [(NIGHTLY, True)]
-    refresh_props = refresh.parameter_openapi_schema["definitions"]["RefreshConfig"][
-        "properties"]
-    assert {"source", "n", "seed", "task_runner", "dask_address"} <= set(refresh_props)
+    defs = refresh.parameter_openapi_schema["definitions"]
+    # One part per stage, each rendered as a nested form with its own fields.
+    assert {"source", "dedup", "decontamination", "teacher", "execution", "quality",
+            "runner", "warehouse"} == set(defs["RefreshConfig"]["properties"])
+    assert {"source", "n", "seed"} <= set(defs["SourceConfig"]["properties"])
+    assert {"task_runner", "dask_address"} <= set(defs["RunnerConfig"]["properties"])
+    assert "top_p" in defs["LLMTeacherConfig"]["properties"]  # settable from a run now
     # Defaults prefill the run form: empty n = the whole file, or 1000 procedural items.
-    assert refresh.parameters["config"]["n"] is None
-    assert refresh.parameters["config"]["semantic_threshold"] == 0.95
+    assert refresh.parameters["config"]["source"]["n"] is None
+    assert refresh.parameters["config"]["dedup"]["semantic_threshold"] == 0.95
 
     ft = live_prefect.deployment("finetune/finetune")
     assert ft.schedules == []
@@ -104,8 +108,9 @@ def test_refresh_run_publishes_progress_and_summary_artifacts(live_prefect):
     assert by_key["refresh-summary"].type == "markdown"
     assert "| kept |" in by_key["refresh-summary"].data
     assert by_key["refresh-rejections"].type == "table"
-    assert {"load-questions", "embed-batch", "semantic-dedup", "execute-batch",
-            "validate-candidates"} <= task_names
+    # One task per stage, named as the stage (and its rejections.stage).
+    assert {"load-questions", "embed", "dedup", "decontaminate", "teacher", "execute",
+            "check", "quality"} <= task_names
 
 
 def test_prefect_yaml_matches_serve():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.execute import _Worker, execute_programs
+from tasks.execute.sandbox import _Worker, execute_programs
 
 # The os module, reached without `import` (os._wrap_close keeps os' globals).
 _OS = ("os = [c for c in ().__class__.__base__.__subclasses__() "

@@ -11,13 +11,13 @@ from datasets import load_from_disk
 from trl.data_utils import is_conversational
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.cli.main import app
 from flows.refresh import RefreshConfig, refresh
 from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_flow, export_subset
 from tasks.errors import InputError
 from tasks.export import export_examples
 from tasks.render import SYSTEM_PROMPT, render_completion, render_prompt
-from warehouse import subsets as wh
+from warehouse import Store
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -37,7 +37,7 @@ def test_round_trip(subset, tmp_path, fmt):
     out = tmp_path / fmt
     result = export_subset(ExportConfig(subset_id=subset_id, format=fmt, out=str(out),
                                         warehouse=str(path)))
-    examples = wh.subset_examples(path, subset_id)
+    examples = Store(path).subsets.subset_examples(subset_id)
     assert result["n"] == len(examples) == 40
 
     ds = load_from_disk(str(out / "hf"))

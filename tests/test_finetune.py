@@ -134,18 +134,17 @@ def warehouse(prefect_harness, tmp_path_factory) -> Path:
 def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
     from flows.finetune import FinetuneConfig, finetune_flow
     from warehouse import Store
-    from warehouse import experiments as wx
 
     out = finetune_flow(FinetuneConfig(subset_size=48, seed=1, max_steps=12, batch_size=8,
                                        eval_n=6, max_new_tokens=48, warehouse=str(warehouse),
                                        output_root=str(tmp_path / "models")))
-    curve = [p["loss"] for p in out["train"]["loss_curve"]]
+    curve = [p["loss"] for p in out.train.loss_curve]
     assert len(curve) >= 3
     assert sum(curve[-2:]) / 2 < curve[0] - 1.0, curve  # from ~ln(vocab) down
 
-    row = wx.get_finetune_run(warehouse, out["run_id"])
+    row = Store(warehouse).experiments.get_finetune_run(out.run_id)
     assert row["status"] == "completed" and row["base_model"] == "tiny"
-    assert row["subset_id"] == out["subset_id"] and row["snapshot_id"] == 1
+    assert row["subset_id"] == out.subset_id and row["snapshot_id"] == 1
     assert row["params"]["max_steps"] == 12
     assert [p["loss"] for p in row["loss_curve"]] == curve
     assert row["train_tokens"] > 12 * 8 * 100 and row["tokens_per_s"] > 0
@@ -154,12 +153,12 @@ def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
     assert (model_dir / "config.json").exists() and (model_dir / "tokenizer.json").exists()
     assert (model_dir / "data" / "hf").is_dir()  # the exported training data, for the record
 
-    [ev] = wx.evaluations_for_run(warehouse, out["run_id"])
+    [ev] = Store(warehouse).experiments.evaluations_for_run(out.run_id)
     assert ev["eval_set"] == "procedural-heldout" and ev["n"] == 6
-    assert ev["accuracy"] == out["eval"]["accuracy"] == row["metrics"]["accuracy"]
+    assert ev["accuracy"] == out.eval.accuracy == row["metrics"]["accuracy"]
     cols, rows = Store(warehouse).query(
         "select examples, max_steps, status from experiment_results where run_id = ?",
-        [out["run_id"]])
+        [out.run_id])
     assert rows == [(48, 12, "completed")]
 
 
@@ -231,18 +230,18 @@ def test_ladder_strategies_and_unverified_arm(warehouse, tmp_path):
         sizes=[16, 32], strategies=["random", "difficulty"], unverified_rate=0.5,
         arm_sizes=[16], max_steps=3, batch_size=8, eval_n=4, max_new_tokens=24,
         warehouse=str(warehouse), output_root=str(tmp_path / "models")))
-    curves = [(r["curve"], r["examples"]) for r in out["rows"]]
+    curves = [(r["curve"], r["examples"]) for r in out.rows]
     assert curves == [("base", 0), ("random", 16), ("random", 32), ("difficulty", 16),
                       ("unverified (50% wrong)", 16)]
-    assert Path(out["curve_png"]).read_bytes()[:4] == b"\x89PNG"
-    arm = next(r for r in out["runs"] if r["arm"] == "unverified")
-    data = load_from_disk(str(Path(arm["output_dir"]) / "data"))
+    assert Path(out.curve_png).read_bytes()[:4] == b"\x89PNG"
+    arm = next(r for r in out.runs if r.arm == "unverified")
+    data = load_from_disk(str(Path(arm.output_dir) / "data"))
     assert len(data) == 16
     _, rows = Store(warehouse).query(
         "select run_id, f.params ->> 'arm', f.params ->> 'wrong_examples', e.max_steps "
         "from experiment_results e join finetune_runs f using (run_id) "
         "where run_id like ? order by run_id",
-        [out["ladder_id"] + "%"])
+        [out.ladder_id + "%"])
     by_arm = {r[1]: r for r in rows}
     assert len(rows) == 4 and set(by_arm) == {"verified", "unverified"}
     assert 0 < int(by_arm["unverified"][2]) < 16 and {r[3] for r in rows} == {3}

@@ -9,6 +9,7 @@ import pytest
 from flows.refresh import RefreshConfig, refresh
 from tasks.dedup import exact_dedup
 from tasks.sources import load_questions
+from tasks.stage import StageResult
 from warehouse import Store
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -24,7 +25,7 @@ def test_refresh_is_idempotent_and_incremental(warehouse_path):
     assert c["input"] == 400
     assert c["kept"] == after_first["curated"] > 300
     # Every input is accounted for: kept, or rejected with a reason.
-    assert c["input"] == c["kept"] + c["rejected"] + c["exact_duplicate"]
+    assert c["input"] == c["kept"] + c["rejected"]
     assert store.unexplained_questions() == 0
     assert c["semantic_duplicate"] > 0  # the generator's paraphrases are caught
 
@@ -36,7 +37,8 @@ def test_refresh_is_idempotent_and_incremental(warehouse_path):
                   "rejections"):
         assert after_again[table] == after_first[table], table
 
-    more = refresh(cfg.model_copy(update={"seed": 12}))
+    more = refresh(RefreshConfig(source="procedural", n=400, seed=12,
+                                 warehouse=str(warehouse_path)))
     after_more = store.counts()
     assert more["snapshot_id"] == 2
     assert after_more["questions"] - after_first["questions"] == more["counts"]["new"] > 300
@@ -76,9 +78,9 @@ def test_interrupted_run_is_resumed(warehouse_path):
     store = Store(warehouse_path)
     qs, _ = exact_dedup(load_questions("procedural", n=60, seed=21))
     store.start_run("dead", "refresh", {})
-    store.save_dedup_stage("dead", qs[:30], {}, "all-MiniLM-L6-v2",
-                           [(q.question_id, q.question_id, 1.0, "representative")
-                            for q in qs[:30]], [])
+    store.save_stage("dead", StageResult(records={
+        "questions": qs[:30],
+        "dedup": [(q.question_id, q.question_id, 1.0, "representative") for q in qs[:30]]}))
     assert store.question_states([q.question_id for q in qs[:30]]) == {
         q.question_id: "pending" for q in qs[:30]}
     out = refresh(RefreshConfig(source="procedural", n=60, seed=21,
@@ -147,7 +149,7 @@ def test_benchmark_questions_never_reach_the_teacher(warehouse_path, shared_data
     jl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = refresh(RefreshConfig(source=f"jsonl:{jl}", warehouse=str(warehouse_path),
                                 decontaminate=[f"gsm8k:{test_file}"]))
-    assert out["counts"]["contaminated"] == 3 and out["counts"]["kept"] == 1
+    assert out["counts"]["decontaminate_rejected"] == 3 and out["counts"]["kept"] == 1
     store = Store(warehouse_path)
     _, rows_ = store.query("SELECT signal, benchmark, question FROM contamination "
                            "ORDER BY question")
@@ -171,7 +173,7 @@ def test_failed_gate_holds_the_whole_batch_back_and_says_why(warehouse_path, tmp
     c = out["counts"]
     assert out["status"] == "gate_failed" and out["snapshot_id"] is None
     assert c["quality_rejected"] == 3 and c["gate_held"] == 1 and c["kept"] == 0
-    assert c["input"] == c["kept"] + c["rejected"] + c["exact_duplicate"]
+    assert c["input"] == c["kept"] + c["rejected"]
     store = Store(warehouse_path)
     _, rows_ = store.query("SELECT reason FROM rejections WHERE stage = 'quality_gate'")
     assert rows_ == [("batch_gate_failed",)]
@@ -179,3 +181,23 @@ def test_failed_gate_holds_the_whole_batch_back_and_says_why(warehouse_path, tmp
     # The good row does not sneak through on a rerun.
     again = refresh(cfg)
     assert again["snapshot_id"] is None and store.counts()["curated"] == 0
+
+
+def test_noisy_teacher_errors_are_caught_by_verification(warehouse_path):
+    """`--teacher noisy`: every program made wrong leaves as wrong_answer, with the kind of
+    error it was given stored in samples.meta; the right ones are published."""
+    out = refresh(RefreshConfig(source="procedural", n=150, seed=13, teacher="noisy",
+                                error_rate=0.5, warehouse=str(warehouse_path)))
+    store = Store(warehouse_path)
+    _, rows = store.query(
+        "SELECT s.meta ->> 'error_kind', s.correct, r.reason FROM samples s "
+        "LEFT JOIN rejections r ON r.item_id = s.question_id AND r.stage = 'check' "
+        "WHERE s.teacher = 'noisy'")
+    wrong = [r for r in rows if r[0] is not None]
+    assert len(wrong) > 30 and len({r[0] for r in wrong}) >= 4
+    assert all(correct is False and reason == "wrong_answer" for _, correct, reason in wrong)
+    assert all(correct is True and reason is None for kind, correct, reason in rows
+               if kind is None)
+    assert out.counts["wrong_answer"] == len(wrong)
+    assert out.counts["kept"] == store.counts()["curated"] == len(rows) - len(wrong)
+    assert store.unexplained_questions() == 0

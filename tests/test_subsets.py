@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.cli.main import app
 from flows.refresh import RefreshConfig, refresh
 from flows.subsets import SubsetConfig, create_subsets, subset_flow
 from tasks.errors import InputError
@@ -25,7 +25,6 @@ from tasks.subsets import (
     subset_params,
 )
 from warehouse import Store
-from warehouse import subsets as wh
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -40,7 +39,7 @@ def wh_path(tmp_path_factory, prefect_harness) -> Path:
 
 @pytest.fixture(scope="module")
 def examples(wh_path) -> list[Example]:
-    return wh.snapshot_examples(wh_path, 1)
+    return Store(wh_path).subsets.snapshot_examples(1)
 
 
 def _rows(path: Path) -> dict[str, int]:
@@ -101,13 +100,13 @@ def test_ladders_are_nested_and_stored_with_params(wh_path, examples, strategy):
     published = {e.question_id: e.sample_id for e in examples}
     assert all(published[q] == s for q, s, _ in _items(wh_path, subs[-1]["subset_id"]))
 
-    info = wh.load_subset(wh_path, subs[1]["subset_id"])
+    info = Store(wh_path).subsets.load_subset(subs[1]["subset_id"])
     params = subset_params(strategy, embedding_model="all-MiniLM-L6-v2")
     assert (info.snapshot_id, info.strategy, info.size, info.seed) == (1, strategy, 60, 1)
     assert info.params == params == result["params"]
     assert info.parent_subset_id == subs[0]["subset_id"]
     assert info.subset_id == subset_id_for(1, strategy, 60, 1, params)
-    loaded = wh.subset_examples(wh_path, info.subset_id)
+    loaded = Store(wh_path).subsets.subset_examples(info.subset_id)
     assert [e.question_id for e in loaded] == orders[1]
     assert all(e.program and e.text and e.source == "procedural" for e in loaded)
     assert {e.kind for e in loaded} - {None}
@@ -116,10 +115,10 @@ def test_ladders_are_nested_and_stored_with_params(wh_path, examples, strategy):
 def test_a_ladder_fills_in_the_parent_of_an_existing_subset(wh_path):
     cfg = SubsetConfig(size=70, strategy="difficulty", seed=9, warehouse=str(wh_path))
     alone = create_subsets(cfg)["subsets"][0]
-    assert wh.load_subset(wh_path, alone["subset_id"]).parent_subset_id is None
+    assert Store(wh_path).subsets.load_subset(alone["subset_id"]).parent_subset_id is None
     ladder = create_subsets(cfg.model_copy(update={"size": None, "sizes": [35, 70]}))
     assert ladder["subsets"][1]["subset_id"] == alone["subset_id"]
-    assert (wh.load_subset(wh_path, alone["subset_id"]).parent_subset_id
+    assert (Store(wh_path).subsets.load_subset(alone["subset_id"]).parent_subset_id
             == ladder["subsets"][0]["subset_id"])
 
 
@@ -128,13 +127,13 @@ def test_diversity_with_another_model_embeds_the_missing_once(wh_path, examples)
 
     other = resolve_model_path(DEFAULT_MODEL)  # same weights, a model name without vectors
     ids = [e.question_id for e in examples]
-    assert wh.question_embeddings(wh_path, ids, other) == {}
+    assert Store(wh_path).subsets.question_embeddings(ids, other) == {}
     cfg = SubsetConfig(size=12, strategy="diversity", embedding_model=other,
                        warehouse=str(wh_path))
     first = create_subsets(cfg)["subsets"][0]
-    stored = wh.question_embeddings(wh_path, ids, other)
+    stored = Store(wh_path).subsets.question_embeddings(ids, other)
     assert set(stored) == set(ids)
-    ref = wh.question_embeddings(wh_path, ids[:5], DEFAULT_MODEL)
+    ref = Store(wh_path).subsets.question_embeddings(ids[:5], DEFAULT_MODEL)
     for q, v in ref.items():
         assert np.allclose(stored[q], v, atol=1e-4)
     assert create_subsets(cfg)["subsets"][0]["subset_id"] == first["subset_id"]
@@ -150,7 +149,7 @@ def test_oversize_and_unknown_inputs_are_clear_errors(wh_path, examples):
     with pytest.raises(InputError, match="snapshot 7 not found"):
         create_subsets(SubsetConfig(size=5, snapshot_id=7, warehouse=str(wh_path)))
     with pytest.raises(InputError, match="subset 'nope' not found"):
-        wh.load_subset(wh_path, "nope")
+        Store(wh_path).subsets.load_subset("nope")
     with pytest.raises(InputError, match="unknown subset strategy 'best'"):
         select_subset(examples, "best", 5, 0)
     assert _rows(wh_path) == before
@@ -162,7 +161,7 @@ def test_stratified_keeps_every_prefix_proportional(wh_path, examples):
     assert len(strata) > 5
     result = create_subsets(SubsetConfig(size=n, strategy="stratified", seed=2,
                                          warehouse=str(wh_path)))
-    order = wh.subset_examples(wh_path, result["subsets"][0]["subset_id"])
+    order = Store(wh_path).subsets.subset_examples(result["subsets"][0]["subset_id"])
     seen: Counter = Counter()
     for k, e in enumerate(order, 1):
         seen[(e.source, e.kind or "none", str(e.difficulty))] += 1

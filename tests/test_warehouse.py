@@ -9,6 +9,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from tasks.stage import StageResult
 from tasks.types import Question, Rejection, Sample, text_key
 from warehouse import Store, WarehouseBusy, connect
 from warehouse.connection import MIGRATIONS_DIR
@@ -38,13 +39,16 @@ def test_writes_are_idempotent_and_snapshots_only_change_with_content(warehouse_
     qs = [_q(i) for i in range(5)]
     emb = {text_key(q.text): np.full(4, i, dtype=np.float32) for i, q in enumerate(qs)}
     rows = [(q.question_id, q.question_id, 1.0, "representative") for q in qs]
+    stage = StageResult(rejections=[Rejection("x", "dedup", "exact")],
+                        records={"questions": qs, "dedup": rows,
+                                 "embeddings": [(k, "m", v) for k, v in emb.items()]})
     for _ in range(2):
-        store.save_dedup_stage("r1", qs, emb, "m", rows, [Rejection("x", "dedup", "exact")])
+        store.save_stage("r1", stage)
     samples = [Sample(q.question_id, "reference", "gold", "v1", 0, f"ans = {2 * i}",
                       exec_status="ok", predicted=str(2 * i), correct=True)
                for i, q in enumerate(qs)]
-    store.save_samples("r1", samples)
-    store.save_samples("r1", samples)
+    store.save_stage("r1", StageResult(records={"samples": samples}))
+    store.save_stage("r1", StageResult(records={"samples": samples}))
     counts = store.counts()
     assert (counts["questions"], counts["embeddings"], counts["samples"],
             counts["rejections"]) == (5, 5, 5, 1)
@@ -109,7 +113,7 @@ def test_busy_error_is_clear(warehouse_path):
 
 def test_duckdb_cli_reads_the_file(warehouse_path, tmp_path):
     store = Store(warehouse_path)
-    store.save_dedup_stage("r", [_q(1)], {}, "m", [], [])
+    store.save_stage("r", StageResult(records={"questions": [_q(1)]}))
     cli = __import__("shutil").which("duckdb", path=str(__import__("pathlib").Path(
         sys.executable).parent))
     assert cli, "duckdb CLI (PyPI duckdb-cli) is installed with the dev extras"

@@ -4,114 +4,103 @@
 from __future__ import annotations
 
 import json
-import os
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.types import stable_hash
 
-from .store import Store
+from .rows import now, to_json
 
-StoreLike = Store | str | os.PathLike[str] | None
-
-
-def _store(store: StoreLike) -> Store:
-    return store if isinstance(store, Store) else Store(store)
+if TYPE_CHECKING:
+    from .store import Store
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+class Experiments:
+    """Fine-tuning runs and evaluations (`store.experiments`)."""
 
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    def start_finetune_run(self, run_id: str, *, subset_id: str | None,
+                           snapshot_id: int | None, base_model: str, params: dict[str, Any],
+                           output_dir: str) -> None:
+        with self.store.write() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO finetune_runs (run_id, subset_id, snapshot_id, "
+                "base_model, params, output_dir, status, started_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+                [run_id, subset_id, snapshot_id, base_model, to_json(params), output_dir, now()],
+            )
 
+    def finish_finetune_run(self, run_id: str, *, status: str,
+                            loss_curve: list[dict[str, Any]] | None = None,
+                            metrics: dict[str, Any] | None = None,
+                            train_seconds: float | None = None, train_tokens: int | None = None,
+                            tokens_per_s: float | None = None, device: str | None = None) -> None:
+        with self.store.write() as con:
+            con.execute(
+                "UPDATE finetune_runs SET status = ?, loss_curve = coalesce(?, loss_curve), "
+                "metrics = coalesce(?, metrics), train_seconds = coalesce(?, train_seconds), "
+                "train_tokens = coalesce(?, train_tokens), "
+                "tokens_per_s = coalesce(?, tokens_per_s), "
+                "device = coalesce(?, device), finished_at = ? WHERE run_id = ?",
+                [status, None if loss_curve is None else to_json(loss_curve),
+                 None if metrics is None else to_json(metrics), train_seconds, train_tokens,
+                 tokens_per_s, device, now(), run_id],
+            )
 
-def start_finetune_run(store: StoreLike, run_id: str, *, subset_id: str | None,
-                       snapshot_id: int | None, base_model: str, params: dict[str, Any],
-                       output_dir: str) -> None:
-    with _store(store).write() as con:
-        con.execute(
-            "INSERT OR REPLACE INTO finetune_runs (run_id, subset_id, snapshot_id, base_model, "
-            "params, output_dir, status, started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
-            [run_id, subset_id, snapshot_id, base_model, _json(params), output_dir, _now()],
-        )
+    def update_finetune_metrics(self, run_id: str, metrics: dict[str, Any]) -> None:
+        """Merge `metrics` into the run's metrics JSON (the evaluation summary lands later)."""
+        st = self.store
+        with st.write() as con:
+            row = con.execute("SELECT metrics FROM finetune_runs WHERE run_id = ?",
+                              [run_id]).fetchone()
+            if row is None:
+                raise KeyError(f"finetune run {run_id!r} not found")
+            merged = {**json.loads(row[0] or "{}"), **metrics}
+            con.execute("UPDATE finetune_runs SET metrics = ? WHERE run_id = ?",
+                        [to_json(merged), run_id])
 
+    def get_finetune_run(self, run_id: str) -> dict[str, Any] | None:
+        with self.store.connect() as con:
+            cur = con.execute("SELECT * FROM finetune_runs WHERE run_id = ?", [run_id])
+            row = cur.fetchone()
+            if row is None:
+                return None
+            out = dict(zip([d[0] for d in cur.description], row, strict=True))
+        for key in ("params", "loss_curve", "metrics"):
+            out[key] = json.loads(out[key]) if out[key] else None
+        return out
 
-def finish_finetune_run(store: StoreLike, run_id: str, *, status: str,
-                        loss_curve: list[dict[str, Any]] | None = None,
-                        metrics: dict[str, Any] | None = None,
-                        train_seconds: float | None = None, train_tokens: int | None = None,
-                        tokens_per_s: float | None = None, device: str | None = None) -> None:
-    with _store(store).write() as con:
-        con.execute(
-            "UPDATE finetune_runs SET status = ?, loss_curve = coalesce(?, loss_curve), "
-            "metrics = coalesce(?, metrics), train_seconds = coalesce(?, train_seconds), "
-            "train_tokens = coalesce(?, train_tokens), tokens_per_s = coalesce(?, tokens_per_s), "
-            "device = coalesce(?, device), finished_at = ? WHERE run_id = ?",
-            [status, None if loss_curve is None else _json(loss_curve),
-             None if metrics is None else _json(metrics), train_seconds, train_tokens,
-             tokens_per_s, device, _now(), run_id],
-        )
+    def finetune_run_for_output(self, output_dir: str) -> str | None:
+        """The run that wrote a model directory, so `evaluate --model DIR` links its row."""
+        with self.store.connect() as con:
+            row = con.execute(
+                "SELECT run_id FROM finetune_runs WHERE output_dir = ? "
+                "ORDER BY started_at DESC LIMIT 1", [output_dir]).fetchone()
+        return row[0] if row else None
 
+    def save_evaluation(self, *, model_ref: str, eval_set: str, n: int,
+                        accuracy: float, exec_error_rate: float, no_program_rate: float,
+                        failures: list[dict[str, Any]], params: dict[str, Any], seconds: float,
+                        finetune_run_id: str | None = None) -> str:
+        """Insert one evaluation; returns its id."""
+        created = now()
+        eval_id = stable_hash("eval", model_ref, eval_set, n, params, created.isoformat())
+        with self.store.write() as con:
+            con.execute(
+                "INSERT INTO evaluations (eval_id, finetune_run_id, model_ref, eval_set, n, "
+                "accuracy, exec_error_rate, no_program_rate, failures, params, seconds, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [eval_id, finetune_run_id, model_ref, eval_set, n, accuracy, exec_error_rate,
+                 no_program_rate, to_json(failures), to_json(params), seconds, created],
+            )
+        return eval_id
 
-def update_finetune_metrics(store: StoreLike, run_id: str, metrics: dict[str, Any]) -> None:
-    """Merge `metrics` into the run's metrics JSON (the evaluation summary lands later)."""
-    st = _store(store)
-    with st.write() as con:
-        row = con.execute("SELECT metrics FROM finetune_runs WHERE run_id = ?",
-                          [run_id]).fetchone()
-        if row is None:
-            raise KeyError(f"finetune run {run_id!r} not found")
-        merged = {**json.loads(row[0] or "{}"), **metrics}
-        con.execute("UPDATE finetune_runs SET metrics = ? WHERE run_id = ?",
-                    [_json(merged), run_id])
-
-
-def get_finetune_run(store: StoreLike, run_id: str) -> dict[str, Any] | None:
-    with _store(store).connect() as con:
-        cur = con.execute("SELECT * FROM finetune_runs WHERE run_id = ?", [run_id])
-        row = cur.fetchone()
-        if row is None:
-            return None
-        out = dict(zip([d[0] for d in cur.description], row, strict=True))
-    for key in ("params", "loss_curve", "metrics"):
-        out[key] = json.loads(out[key]) if out[key] else None
-    return out
-
-
-def finetune_run_for_output(store: StoreLike, output_dir: str) -> str | None:
-    """The run that wrote a model directory, so `evaluate --model DIR` links its row."""
-    with _store(store).connect() as con:
-        row = con.execute(
-            "SELECT run_id FROM finetune_runs WHERE output_dir = ? "
-            "ORDER BY started_at DESC LIMIT 1", [output_dir]).fetchone()
-    return row[0] if row else None
-
-
-def save_evaluation(store: StoreLike, *, model_ref: str, eval_set: str, n: int,
-                    accuracy: float, exec_error_rate: float, no_program_rate: float,
-                    failures: list[dict[str, Any]], params: dict[str, Any], seconds: float,
-                    finetune_run_id: str | None = None) -> str:
-    """Insert one evaluation; returns its id."""
-    created = _now()
-    eval_id = stable_hash("eval", model_ref, eval_set, n, params, created.isoformat())
-    with _store(store).write() as con:
-        con.execute(
-            "INSERT INTO evaluations (eval_id, finetune_run_id, model_ref, eval_set, n, "
-            "accuracy, exec_error_rate, no_program_rate, failures, params, seconds, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [eval_id, finetune_run_id, model_ref, eval_set, n, accuracy, exec_error_rate,
-             no_program_rate, _json(failures), _json(params), seconds, created],
-        )
-    return eval_id
-
-
-def evaluations_for_run(store: StoreLike, run_id: str) -> list[dict[str, Any]]:
-    with _store(store).connect() as con:
-        cur = con.execute(
-            "SELECT eval_id, model_ref, eval_set, n, accuracy, exec_error_rate, "
-            "no_program_rate, seconds, created_at FROM evaluations "
-            "WHERE finetune_run_id = ? ORDER BY created_at", [run_id])
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    def evaluations_for_run(self, run_id: str) -> list[dict[str, Any]]:
+        with self.store.connect() as con:
+            cur = con.execute(
+                "SELECT eval_id, model_ref, eval_set, n, accuracy, exec_error_rate, "
+                "no_program_rate, seconds, created_at FROM evaluations "
+                "WHERE finetune_run_id = ? ORDER BY created_at", [run_id])
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

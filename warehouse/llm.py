@@ -22,12 +22,9 @@ import pyarrow as pa
 from tasks.teachers.llm_client import LLMCall
 
 from .connection import connect, resolve_path, write
+from .rows import to_json
 
 _STOP = object()
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
 class LLMStore:
@@ -128,22 +125,9 @@ class LLMStore:
 
     # ------------------------------------------------------------- selections
     def save_selections(self, run_id: str, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        tbl = pa.table({
-            "question_id": [r["question_id"] for r in rows],
-            "sample_id": [r["sample_id"] for r in rows],
-            "rank": pa.array([r["rank"] for r in rows], type=pa.int32()),
-            "method": [r["method"] for r in rows],
-            "agreement": pa.array([r.get("agreement") for r in rows], type=pa.float64()),
-            "votes": pa.array([r.get("votes") for r in rows], type=pa.int32()),
-            "n_samples": pa.array([r.get("n_samples") for r in rows], type=pa.int32()),
-        })
-        with write(self.path) as con:
-            con.register("sel_new", tbl)
-            con.execute("INSERT OR IGNORE INTO selections (question_id, sample_id, rank, method, "
-                        "agreement, votes, n_samples, run_id) SELECT question_id, sample_id, "
-                        "rank, method, agreement, votes, n_samples, ? FROM sel_new", [run_id])
+        if rows:
+            with write(self.path) as con:
+                insert_selections(con, run_id, rows)
 
     # ------------------------------------------------------------------ cost
     def cost_by_run(self, run_id: str | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -185,7 +169,7 @@ class LLMStore:
         with write(self.path) as con:
             con.execute("INSERT OR IGNORE INTO llm_batches (batch_id, run_id, input_file, "
                         "request_keys, status) VALUES (?, ?, ?, ?, ?)",
-                        [batch_id, run_id, input_file, _json(list(request_keys)), status])
+                        [batch_id, run_id, input_file, to_json(list(request_keys)), status])
 
     def update_batch(self, batch_id: str, status: str, output_file: str | None = None,
                      error_file: str | None = None) -> None:
@@ -198,16 +182,39 @@ class LLMStore:
     # ------------------------------------------------------------- judgments
     def save_judgments(self, run_id: str, model: str,
                        rows: Sequence[tuple[str, bool | None, str]]) -> None:
-        if not rows:
-            return
-        tbl = pa.table({"item_id": [r[0] for r in rows],
-                        "solvable": pa.array([r[1] for r in rows], type=pa.bool_()),
-                        "reason": [r[2][:2000] for r in rows]})
-        with write(self.path) as con:
-            con.register("j_new", tbl)
-            con.execute("INSERT OR IGNORE INTO judgments (item_id, model, solvable, reason, "
-                        "run_id) SELECT item_id, ?, solvable, reason, ? FROM j_new",
-                        [model, run_id])
+        if rows:
+            with write(self.path) as con:
+                insert_judgments(con, run_id, model, rows)
+
+
+def insert_selections(con: Any, run_id: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Ranked choices among K samples per question (rank 0 is published)."""
+    if not rows:
+        return
+    con.register("sel_new", pa.table({
+        "question_id": [r["question_id"] for r in rows],
+        "sample_id": [r["sample_id"] for r in rows],
+        "rank": pa.array([r["rank"] for r in rows], type=pa.int32()),
+        "method": [r["method"] for r in rows],
+        "agreement": pa.array([r.get("agreement") for r in rows], type=pa.float64()),
+        "votes": pa.array([r.get("votes") for r in rows], type=pa.int32()),
+        "n_samples": pa.array([r.get("n_samples") for r in rows], type=pa.int32()),
+    }))
+    con.execute("INSERT OR IGNORE INTO selections (question_id, sample_id, rank, method, "
+                "agreement, votes, n_samples, run_id) SELECT question_id, sample_id, "
+                "rank, method, agreement, votes, n_samples, ? FROM sel_new", [run_id])
+
+
+def insert_judgments(con: Any, run_id: str, model: str,
+                     rows: Sequence[tuple[str, bool | None, str]]) -> None:
+    if not rows:
+        return
+    con.register("j_new", pa.table({"item_id": [r[0] for r in rows],
+                                    "solvable": pa.array([r[1] for r in rows],
+                                                         type=pa.bool_()),
+                                    "reason": [r[2][:2000] for r in rows]}))
+    con.execute("INSERT OR IGNORE INTO judgments (item_id, model, solvable, reason, "
+                "run_id) SELECT item_id, ?, solvable, reason, ? FROM j_new", [model, run_id])
 
 
 def _insert_calls(con: Any, calls: Sequence[LLMCall]) -> None:
@@ -228,8 +235,8 @@ def _insert_calls(con: Any, calls: Sequence[LLMCall]) -> None:
     })
     if ok:
         cache = pa.table({"key": [c.key for c in ok],
-                          "request": [_json(c.request) for c in ok],
-                          "response": [_json(c.response) for c in ok]})
+                          "request": [to_json(c.request) for c in ok],
+                          "response": [to_json(c.response) for c in ok]})
         con.register("cache_new", cache)
         con.execute("INSERT OR IGNORE INTO llm_cache (key, request, response) "
                     "SELECT key, request, response FROM cache_new")

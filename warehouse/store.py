@@ -6,19 +6,21 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from tasks.stage import StageResult
 from tasks.types import Question, Rejection, Sample, stable_hash, text_key
 
 from .connection import connect, resolve_path, write
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+from .experiments import Experiments
+from .llm import LLMStore, insert_judgments, insert_selections
+from .quality import Quality
+from .rows import arrow_rows, now, to_json, vectors_of
+from .subsets import Subsets
 
 
 class Store:
@@ -26,6 +28,27 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = resolve_path(path)
+
+    # Facets: one per concern, each a small class over the same connection discipline.
+    @cached_property
+    def llm(self) -> LLMStore:
+        """The LLM tables: response cache, request log, batches, judgments, selections."""
+        return LLMStore(self.path)
+
+    @cached_property
+    def subsets(self) -> Subsets:
+        """Snapshots' examples, stored embeddings by question, subsets."""
+        return Subsets(self)
+
+    @cached_property
+    def experiments(self) -> Experiments:
+        """Fine-tuning runs and evaluations."""
+        return Experiments(self)
+
+    @cached_property
+    def quality(self) -> Quality:
+        """The current snapshot as the drift reference; validations of a run."""
+        return Quality(self)
 
     def connect(self):  # noqa: ANN201 - context manager of a duckdb connection
         return connect(self.path)
@@ -39,7 +62,7 @@ class Store:
             con.execute(
                 "INSERT OR REPLACE INTO runs (run_id, flow, params, started_at, status) "
                 "VALUES (?, ?, ?, ?, 'running')",
-                [run_id, flow, _json(params), datetime.now(UTC).replace(tzinfo=None)],
+                [run_id, flow, to_json(params), now()],
             )
 
     def mark_interrupted(self, flow: str) -> int:
@@ -57,8 +80,8 @@ class Store:
             con.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, counts = ?, stage_seconds = ?, "
                 "snapshot_id = coalesce(?, snapshot_id) WHERE run_id = ?",
-                [datetime.now(UTC).replace(tzinfo=None), status, _json(counts),
-                 _json(stage_seconds), snapshot_id, run_id],
+                [now(), status, to_json(counts),
+                 to_json(stage_seconds), snapshot_id, run_id],
             )
 
     # ------------------------------------------------------------- questions
@@ -116,7 +139,7 @@ class Store:
             ).to_arrow_table()
         ids = tbl.column("question_id").to_pylist()
         return (ids, tbl.column("text").to_pylist(), tbl.column("context").to_pylist(),
-                _vectors(tbl.column("vector")))
+                vectors_of(tbl.column("vector")))
 
     # ------------------------------------------------------------ embeddings
     def load_embeddings(self, keys: Sequence[str], model: str) -> dict[str, np.ndarray]:
@@ -130,7 +153,7 @@ class Store:
                 "WHERE e.model = ?",
                 params=[model],
             ).to_arrow_table()
-        vecs = _vectors(tbl.column("vector"))
+        vecs = vectors_of(tbl.column("vector"))
         return dict(zip(tbl.column("item_id").to_pylist(), vecs, strict=True))
 
     def save_embeddings(self, vectors: dict[str, np.ndarray], model: str) -> int:
@@ -141,97 +164,32 @@ class Store:
         return len(vectors)
 
     # ------------------------------------------------------- stage writes
-    def save_dedup_stage(self, run_id: str, questions: Sequence[Question],
-                         new_embeddings: dict[str, np.ndarray], model: str,
-                         dedup_rows: Sequence[tuple[str, str, float, str]],
-                         rejections: Sequence[Rejection]) -> None:
-        """Questions, their new embeddings, dedup decisions and duplicate rejections land
-        together, so a question is never stored without its dedup verdict."""
-        q_tbl = pa.table({
-            "question_id": [q.question_id for q in questions],
-            "text": [q.text for q in questions],
-            "context": [q.context or "" for q in questions],
-            "source": [q.source for q in questions],
-            "source_id": [q.source_id for q in questions],
-            "gold_answer": [q.gold_answer for q in questions],
-            "gold_program": [q.gold_program for q in questions],
-            "difficulty": pa.array([q.difficulty for q in questions], type=pa.int32()),
-            "meta": [_json(q.meta) for q in questions],
-            "text_key": [text_key(q.text) for q in questions],
-        })
-        d_tbl = pa.table({
-            "item_id": [r[0] for r in dedup_rows],
-            "representative_id": [r[1] for r in dedup_rows],
-            "similarity": pa.array([float(r[2]) for r in dedup_rows], type=pa.float64()),
-            "method": [r[3] for r in dedup_rows],
-        })
+    def save_rejections(self, run_id: str, rejections: Sequence[Rejection]) -> None:
         with self.write() as con:
-            con.register("q_new", q_tbl)
-            con.execute(
-                "INSERT OR IGNORE INTO questions (question_id, text, context, source, source_id,"
-                " gold_answer, gold_program, difficulty, meta, text_key, run_id) "
-                "SELECT question_id, text, context, source, source_id, gold_answer, "
-                "gold_program, difficulty, meta, text_key, ? FROM q_new",
-                [run_id],
-            )
-            _insert_embeddings(con, new_embeddings, model)
-            if dedup_rows:
-                con.register("d_new", d_tbl)
-                con.execute(
-                    "INSERT OR IGNORE INTO dedup (item_id, representative_id, similarity, "
-                    "method, run_id) SELECT item_id, representative_id, similarity, method, ? "
-                    "FROM d_new",
-                    [run_id],
-                )
             _insert_rejections(con, run_id, rejections)
 
-    def save_samples(self, run_id: str, samples: Sequence[Sample],
-                     rejections: Sequence[Rejection] = ()) -> None:
-        tbl = pa.table({
-            "sample_id": [s.sample_id for s in samples],
-            "question_id": [s.question_id for s in samples],
-            "teacher": [s.teacher for s in samples],
-            "model": [s.model for s in samples],
-            "prompt_version": [s.prompt_version for s in samples],
-            "sample_idx": pa.array([s.sample_idx for s in samples], type=pa.int32()),
-            "gen_params": [_json(s.gen_params) for s in samples],
-            "raw": [s.raw for s in samples],
-            "program": [s.program for s in samples],
-            "exec_status": [s.exec_status for s in samples],
-            "exec_error": [s.exec_error for s in samples],
-            "predicted": [s.predicted for s in samples],
-            "correct": pa.array([s.correct for s in samples], type=pa.bool_()),
-            "tokens_in": pa.array([s.tokens_in for s in samples], type=pa.int32()),
-            "tokens_out": pa.array([s.tokens_out for s in samples], type=pa.int32()),
-            "cost_usd": pa.array([s.cost_usd for s in samples], type=pa.float64()),
-            "latency_ms": pa.array([s.latency_ms for s in samples], type=pa.float64()),
-            "meta": [_json(s.meta) if s.meta else None for s in samples],
-        })
+    def save_stage(self, run_id: str, result: StageResult[Any]) -> None:
+        """Everything one stage decided, in one transaction: its records (see
+        tasks/stage.py) and its rejections. A question therefore never lands without its
+        dedup verdict, nor a sample without the rejection its verdict implies."""
+        rec = result.records
+        if not rec and not result.rejections:
+            return
         with self.write() as con:
-            if samples:
-                con.register("s_new", tbl)
-                con.execute(
-                    "INSERT OR IGNORE INTO samples (sample_id, question_id, teacher, model, "
-                    "prompt_version, sample_idx, gen_params, raw, program, exec_status, "
-                    "exec_error, predicted, correct, tokens_in, tokens_out, cost_usd, "
-                    "latency_ms, meta, run_id) SELECT sample_id, question_id, teacher, model, "
-                    "prompt_version, sample_idx, gen_params, raw, program, exec_status, "
-                    "exec_error, predicted, correct, tokens_in, tokens_out, cost_usd, "
-                    "latency_ms, meta, ? FROM s_new",
-                    [run_id],
-                )
-            _insert_rejections(con, run_id, rejections)
-
-    def save_validation(self, run_id: str, suite: str, success: bool,
-                        statistics: dict[str, Any], results: list[dict[str, Any]],
-                        rejections: Sequence[Rejection]) -> None:
-        with self.write() as con:
-            con.execute(
-                "INSERT INTO validations (run_id, suite, success, statistics, results) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [run_id, suite, success, _json(statistics), _json(results)],
-            )
-            _insert_rejections(con, run_id, rejections)
+            _insert_questions(con, run_id, rec.get("questions", ()))
+            by_model: dict[str, dict[str, np.ndarray]] = {}
+            for key, model, vector in rec.get("embeddings", ()):
+                by_model.setdefault(model, {})[key] = vector
+            for model, vectors in by_model.items():
+                _insert_embeddings(con, vectors, model)
+            _insert_dedup(con, run_id, rec.get("dedup", ()))
+            _insert_samples(con, run_id, [*rec.get("unparsed", ()), *rec.get("samples", ())])
+            insert_selections(con, run_id, rec.get("selections", ()))
+            for model, verdicts in _group_judgments(rec.get("judgments", ())).items():
+                insert_judgments(con, run_id, model, verdicts)
+            for suite, success, statistics, results in rec.get("validation", ()):
+                _insert_validation(con, run_id, suite, success, statistics, results)
+            _insert_rejections(con, run_id, result.rejections)
 
     def publish_snapshot(self, run_id: str, kept: dict[str, str]) -> int | None:
         """New snapshot = latest snapshot's items plus `kept` (question_id -> sample_id).
@@ -309,6 +267,90 @@ class Store:
         )
 
 
+_SAMPLE_COLUMNS = {
+    "sample_id": (lambda s: s.sample_id, None),
+    "question_id": (lambda s: s.question_id, None),
+    "teacher": (lambda s: s.teacher, None),
+    "model": (lambda s: s.model, None),
+    "prompt_version": (lambda s: s.prompt_version, None),
+    "sample_idx": (lambda s: s.sample_idx, pa.int32()),
+    "gen_params": (lambda s: to_json(s.gen_params), None),
+    "raw": (lambda s: s.raw, pa.string()),
+    "program": (lambda s: s.program, pa.string()),
+    "exec_status": (lambda s: s.exec_status, pa.string()),
+    "exec_error": (lambda s: s.exec_error, pa.string()),
+    "predicted": (lambda s: s.predicted, pa.string()),
+    "correct": (lambda s: s.correct, pa.bool_()),
+    "tokens_in": (lambda s: s.tokens_in, pa.int32()),
+    "tokens_out": (lambda s: s.tokens_out, pa.int32()),
+    "cost_usd": (lambda s: s.cost_usd, pa.float64()),
+    "latency_ms": (lambda s: s.latency_ms, pa.float64()),
+    "meta": (lambda s: to_json(s.meta) if s.meta else None, pa.string()),
+}
+
+_QUESTION_COLUMNS = {
+    "question_id": (lambda q: q.question_id, None),
+    "text": (lambda q: q.text, None),
+    "context": (lambda q: q.context or "", None),
+    "source": (lambda q: q.source, None),
+    "source_id": (lambda q: q.source_id, pa.string()),
+    "gold_answer": (lambda q: q.gold_answer, pa.string()),
+    "gold_program": (lambda q: q.gold_program, pa.string()),
+    "difficulty": (lambda q: q.difficulty, pa.int32()),
+    "meta": (lambda q: to_json(q.meta), None),
+    "text_key": (lambda q: text_key(q.text), None),
+}
+
+
+def _insert_questions(con: Any, run_id: str, questions: Sequence[Question]) -> None:
+    if not questions:
+        return
+    con.register("q_new", arrow_rows(questions, _QUESTION_COLUMNS))
+    cols = ", ".join(_QUESTION_COLUMNS)
+    con.execute(f"INSERT OR IGNORE INTO questions ({cols}, run_id) SELECT {cols}, ? "
+                "FROM q_new", [run_id])
+
+
+def _insert_samples(con: Any, run_id: str, samples: Sequence[Sample]) -> None:
+    if not samples:
+        return
+    con.register("s_new", arrow_rows(samples, _SAMPLE_COLUMNS))
+    cols = ", ".join(_SAMPLE_COLUMNS)
+    con.execute(f"INSERT OR IGNORE INTO samples ({cols}, run_id) SELECT {cols}, ? FROM s_new",
+                [run_id])
+
+
+def _insert_dedup(con: Any, run_id: str,
+                  rows: Sequence[tuple[str, str, float, str]]) -> None:
+    if not rows:
+        return
+    con.register("d_new", pa.table({
+        "item_id": [r[0] for r in rows],
+        "representative_id": [r[1] for r in rows],
+        "similarity": pa.array([float(r[2]) for r in rows], type=pa.float64()),
+        "method": [r[3] for r in rows],
+    }))
+    con.execute("INSERT OR IGNORE INTO dedup (item_id, representative_id, similarity, "
+                "method, run_id) SELECT item_id, representative_id, similarity, method, ? "
+                "FROM d_new", [run_id])
+
+
+def _insert_validation(con: Any, run_id: str, suite: str, success: bool,
+                       statistics: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    con.execute("INSERT INTO validations (run_id, suite, success, statistics, results) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [run_id, suite, success, to_json(statistics), to_json(results)])
+
+
+def _group_judgments(rows: Iterable[tuple[Any, ...]]
+                     ) -> dict[str, list[tuple[str, bool | None, str]]]:
+    """Judgment records are (question_id, solvable, reason, model)."""
+    out: dict[str, list[tuple[str, bool | None, str]]] = {}
+    for qid, solvable, reason, model in rows:
+        out.setdefault(model, []).append((qid, solvable, reason))
+    return out
+
+
 def _insert_embeddings(con: Any, vectors: dict[str, np.ndarray], model: str) -> None:
     if not vectors:
         return
@@ -340,12 +382,4 @@ def _insert_rejections(con: Any, run_id: str, rejections: Iterable[Rejection]) -
         [run_id],
     )
 
-
-def _vectors(column: pa.ChunkedArray) -> np.ndarray:
-    """A list<float> column as an (n, d) float32 matrix."""
-    if len(column) == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    arr = column.combine_chunks()
-    flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return flat.reshape(len(arr), -1)
 

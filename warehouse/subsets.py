@@ -1,16 +1,15 @@
 """Every SQL statement about subsets: the examples of a pinned snapshot, their stored
 embeddings, and the subsets drawn from them (tables `subsets`, `subset_items`, migration 003).
 
-Functions take a `Store` or a path (None: $DISTILLERY_WAREHOUSE, else the default file)."""
+A facet of `Store`: `store.subsets`."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,9 +17,10 @@ import pyarrow as pa
 from tasks.errors import InputError
 from tasks.subsets import Example
 
-from .store import Store, _vectors
+from .rows import vectors_of as _vectors
 
-StoreLike = Store | str | os.PathLike[str] | None
+if TYPE_CHECKING:
+    from .store import Store
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,6 @@ class SubsetInfo:
     created_at: datetime | None = None
 
 
-def _store(store: StoreLike) -> Store:
-    return store if isinstance(store, Store) else Store(store)
-
-
-# Columns of an Example, in dataclass order; one SELECT list serves snapshots and subsets.
 _EXAMPLE_COLUMNS = (
     "q.question_id, s.sample_id, q.text, q.context, s.program, s.predicted, q.source, "
     "q.meta ->> 'kind', q.difficulty"
@@ -54,101 +49,6 @@ def _examples(rows: Sequence[tuple[Any, ...]]) -> list[Example]:
                     difficulty=r[8]) for r in rows]
 
 
-def latest_snapshot_id(store: StoreLike = None) -> int | None:
-    with _store(store).connect() as con:
-        row = con.execute("SELECT max(snapshot_id) FROM snapshots").fetchone()
-    return None if row is None or row[0] is None else int(row[0])
-
-
-def resolve_snapshot_id(store: StoreLike = None, snapshot_id: int | None = None) -> int:
-    """`snapshot_id` if it exists, else the latest one; InputError when there is none."""
-    st = _store(store)
-    if snapshot_id is None:
-        latest = latest_snapshot_id(st)
-        if latest is None:
-            raise InputError(f"{st.path}: no snapshot yet (run `distillery refresh` first)")
-        return latest
-    with st.connect() as con:
-        found = con.execute("SELECT 1 FROM snapshots WHERE snapshot_id = ?",
-                            [snapshot_id]).fetchone()
-    if not found:
-        raise InputError(f"snapshot {snapshot_id} not found in {st.path}")
-    return int(snapshot_id)
-
-
-def snapshot_size(store: StoreLike, snapshot_id: int) -> int:
-    with _store(store).connect() as con:
-        row = con.execute("SELECT count(*) FROM snapshot_items WHERE snapshot_id = ?",
-                          [snapshot_id]).fetchone()
-    return int(row[0])
-
-
-def snapshot_examples(store: StoreLike, snapshot_id: int) -> list[Example]:
-    """Every example of one snapshot (question + its published sample), by question_id."""
-    with _store(store).connect() as con:
-        rows = con.execute(
-            f"SELECT {_EXAMPLE_COLUMNS} FROM snapshot_items si "
-            "JOIN questions q ON q.question_id = si.question_id "
-            "JOIN samples s ON s.sample_id = si.sample_id "
-            "WHERE si.snapshot_id = ? ORDER BY q.question_id",
-            [snapshot_id],
-        ).fetchall()
-    return _examples(rows)
-
-
-def question_embeddings(store: StoreLike, question_ids: Sequence[str],
-                        model: str) -> dict[str, np.ndarray]:
-    """Stored vectors of these questions' texts for `model`: {question_id: vector}.
-    Questions without a stored vector are absent."""
-    if not question_ids:
-        return {}
-    ids = pa.table({"question_id": list(dict.fromkeys(question_ids))})
-    with _store(store).connect() as con:
-        con.register("wanted_q", ids)
-        tbl = con.sql(
-            "SELECT q.question_id, e.vector FROM wanted_q w "
-            "JOIN questions q ON q.question_id = w.question_id "
-            "JOIN embeddings e ON e.item_id = q.text_key AND e.model = ? "
-            "ORDER BY q.question_id",
-            params=[model],
-        ).to_arrow_table()
-    vecs = _vectors(tbl.column("vector"))
-    return dict(zip(tbl.column("question_id").to_pylist(), vecs, strict=True))
-
-
-def save_subset(store: StoreLike, info: SubsetInfo, items: Sequence[tuple[str, str]]) -> bool:
-    """Store a subset and its items ((question_id, sample_id) in rank order).
-
-    Insert-or-ignore: a subset id that exists already adds no rows and returns False. The
-    one exception is a missing parent link, filled in when the same subset is later made as
-    part of a ladder (the parent does not change the rows, so it is not part of the id)."""
-    if len(items) != info.size:
-        raise ValueError(f"subset {info.subset_id}: {len(items)} items for size {info.size}")
-    tbl = pa.table({
-        "question_id": [q for q, _ in items],
-        "sample_id": [s for _, s in items],
-        "rank": pa.array(range(len(items)), type=pa.int32()),
-    })
-    with _store(store).write() as con:
-        exists = con.execute("SELECT parent_subset_id FROM subsets WHERE subset_id = ?",
-                             [info.subset_id]).fetchone()
-        if exists:
-            if exists[0] is None and info.parent_subset_id:
-                con.execute("UPDATE subsets SET parent_subset_id = ? WHERE subset_id = ?",
-                            [info.parent_subset_id, info.subset_id])
-            return False
-        con.execute(
-            "INSERT INTO subsets (subset_id, snapshot_id, strategy, size, seed, params, "
-            "parent_subset_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [info.subset_id, info.snapshot_id, info.strategy, info.size, info.seed,
-             json.dumps(info.params, sort_keys=True), info.parent_subset_id],
-        )
-        con.register("items_new", tbl)
-        con.execute("INSERT INTO subset_items (subset_id, question_id, sample_id, rank) "
-                    "SELECT ?, question_id, sample_id, rank FROM items_new", [info.subset_id])
-    return True
-
-
 _INFO_COLUMNS = ("subset_id, snapshot_id, strategy, size, seed, params, parent_subset_id, "
                  "created_at")
 
@@ -159,38 +59,131 @@ def _info(row: tuple[Any, ...]) -> SubsetInfo:
                       parent_subset_id=row[6], created_at=row[7])
 
 
-def load_subset(store: StoreLike, subset_id: str) -> SubsetInfo:
-    """The subset's row; InputError naming the id when there is none."""
-    st = _store(store)
-    with st.connect() as con:
-        row = con.execute(f"SELECT {_INFO_COLUMNS} FROM subsets WHERE subset_id = ?",
-                          [subset_id]).fetchone()
-    if row is None:
-        raise InputError(f"subset {subset_id!r} not found in {st.path}")
-    return _info(row)
+class Subsets:
+    """Snapshots' examples and the subsets drawn from them (`store.subsets`)."""
 
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
-def subset_examples(store: StoreLike, subset_id: str) -> list[Example]:
-    """The subset's examples in rank order (the order they were selected in)."""
-    load_subset(store, subset_id)
-    with _store(store).connect() as con:
-        rows = con.execute(
-            f"SELECT {_EXAMPLE_COLUMNS} FROM subset_items si "
-            "JOIN questions q ON q.question_id = si.question_id "
-            "JOIN samples s ON s.sample_id = si.sample_id "
-            "WHERE si.subset_id = ? ORDER BY si.rank",
-            [subset_id],
-        ).fetchall()
-    return _examples(rows)
+    def latest_snapshot_id(self) -> int | None:
+        with self.store.connect() as con:
+            row = con.execute("SELECT max(snapshot_id) FROM snapshots").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
+    def resolve_snapshot_id(self, snapshot_id: int | None = None) -> int:
+        """`snapshot_id` if it exists, else the latest one; InputError when there is none."""
+        st = self.store
+        if snapshot_id is None:
+            latest = self.latest_snapshot_id()
+            if latest is None:
+                raise InputError(f"{st.path}: no snapshot yet (run `distillery refresh` first)")
+            return latest
+        with st.connect() as con:
+            found = con.execute("SELECT 1 FROM snapshots WHERE snapshot_id = ?",
+                                [snapshot_id]).fetchone()
+        if not found:
+            raise InputError(f"snapshot {snapshot_id} not found in {st.path}")
+        return int(snapshot_id)
 
-def list_subsets(store: StoreLike = None, snapshot_id: int | None = None) -> list[SubsetInfo]:
-    sql = f"SELECT {_INFO_COLUMNS} FROM subsets"
-    params: list[Any] = []
-    if snapshot_id is not None:
-        sql += " WHERE snapshot_id = ?"
-        params.append(snapshot_id)
-    sql += " ORDER BY snapshot_id, strategy, seed, size, subset_id"
-    with _store(store).connect() as con:
-        rows = con.execute(sql, params).fetchall()
-    return [_info(r) for r in rows]
+    def snapshot_size(self, snapshot_id: int) -> int:
+        with self.store.connect() as con:
+            row = con.execute("SELECT count(*) FROM snapshot_items WHERE snapshot_id = ?",
+                              [snapshot_id]).fetchone()
+        return int(row[0])
+
+    def snapshot_examples(self, snapshot_id: int) -> list[Example]:
+        """Every example of one snapshot (question + its published sample), by question_id."""
+        with self.store.connect() as con:
+            rows = con.execute(
+                f"SELECT {_EXAMPLE_COLUMNS} FROM snapshot_items si "
+                "JOIN questions q ON q.question_id = si.question_id "
+                "JOIN samples s ON s.sample_id = si.sample_id "
+                "WHERE si.snapshot_id = ? ORDER BY q.question_id",
+                [snapshot_id],
+            ).fetchall()
+        return _examples(rows)
+
+    def question_embeddings(self, question_ids: Sequence[str],
+                            model: str) -> dict[str, np.ndarray]:
+        """Stored vectors of these questions' texts for `model`: {question_id: vector}.
+        Questions without a stored vector are absent."""
+        if not question_ids:
+            return {}
+        ids = pa.table({"question_id": list(dict.fromkeys(question_ids))})
+        with self.store.connect() as con:
+            con.register("wanted_q", ids)
+            tbl = con.sql(
+                "SELECT q.question_id, e.vector FROM wanted_q w "
+                "JOIN questions q ON q.question_id = w.question_id "
+                "JOIN embeddings e ON e.item_id = q.text_key AND e.model = ? "
+                "ORDER BY q.question_id",
+                params=[model],
+            ).to_arrow_table()
+        vecs = _vectors(tbl.column("vector"))
+        return dict(zip(tbl.column("question_id").to_pylist(), vecs, strict=True))
+
+    def save_subset(self, info: SubsetInfo, items: Sequence[tuple[str, str]]) -> bool:
+        """Store a subset and its items ((question_id, sample_id) in rank order).
+
+        Insert-or-ignore: a subset id that exists already adds no rows and returns False. The
+        one exception is a missing parent link, filled in when the same subset is later made as
+        part of a ladder (the parent does not change the rows, so it is not part of the id)."""
+        if len(items) != info.size:
+            raise ValueError(f"subset {info.subset_id}: {len(items)} items for size {info.size}")
+        tbl = pa.table({
+            "question_id": [q for q, _ in items],
+            "sample_id": [s for _, s in items],
+            "rank": pa.array(range(len(items)), type=pa.int32()),
+        })
+        with self.store.write() as con:
+            exists = con.execute("SELECT parent_subset_id FROM subsets WHERE subset_id = ?",
+                                 [info.subset_id]).fetchone()
+            if exists:
+                if exists[0] is None and info.parent_subset_id:
+                    con.execute("UPDATE subsets SET parent_subset_id = ? WHERE subset_id = ?",
+                                [info.parent_subset_id, info.subset_id])
+                return False
+            con.execute(
+                "INSERT INTO subsets (subset_id, snapshot_id, strategy, size, seed, params, "
+                "parent_subset_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [info.subset_id, info.snapshot_id, info.strategy, info.size, info.seed,
+                 json.dumps(info.params, sort_keys=True), info.parent_subset_id],
+            )
+            con.register("items_new", tbl)
+            con.execute("INSERT INTO subset_items (subset_id, question_id, sample_id, rank) "
+                        "SELECT ?, question_id, sample_id, rank FROM items_new", [info.subset_id])
+        return True
+
+    def load_subset(self, subset_id: str) -> SubsetInfo:
+        """The subset's row; InputError naming the id when there is none."""
+        st = self.store
+        with st.connect() as con:
+            row = con.execute(f"SELECT {_INFO_COLUMNS} FROM subsets WHERE subset_id = ?",
+                              [subset_id]).fetchone()
+        if row is None:
+            raise InputError(f"subset {subset_id!r} not found in {st.path}")
+        return _info(row)
+
+    def subset_examples(self, subset_id: str) -> list[Example]:
+        """The subset's examples in rank order (the order they were selected in)."""
+        self.load_subset(subset_id)
+        with self.store.connect() as con:
+            rows = con.execute(
+                f"SELECT {_EXAMPLE_COLUMNS} FROM subset_items si "
+                "JOIN questions q ON q.question_id = si.question_id "
+                "JOIN samples s ON s.sample_id = si.sample_id "
+                "WHERE si.subset_id = ? ORDER BY si.rank",
+                [subset_id],
+            ).fetchall()
+        return _examples(rows)
+
+    def list_subsets(self, snapshot_id: int | None = None) -> list[SubsetInfo]:
+        sql = f"SELECT {_INFO_COLUMNS} FROM subsets"
+        params: list[Any] = []
+        if snapshot_id is not None:
+            sql += " WHERE snapshot_id = ?"
+            params.append(snapshot_id)
+        sql += " ORDER BY snapshot_id, strategy, seed, size, subset_id"
+        with self.store.connect() as con:
+            rows = con.execute(sql, params).fetchall()
+        return [_info(r) for r in rows]

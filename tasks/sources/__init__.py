@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from tasks.errors import InputError
 from tasks.types import Question
 
@@ -59,4 +61,24 @@ def load_questions(spec: str, n: int | None = None, seed: int = 0, *,
     return load_hf(name, split or "train", limit=n)
 
 
-__all__ = ["SOURCE_KINDS", "InputError", "Question", "load_questions", "parse_spec"]
+
+
+class SourceConfig(BaseModel):
+    """Where questions come from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field("procedural", description="procedural | gsm8k:PATH | tatqa:PATH | "
+                        "jsonl:PATH | hf:NAME[:SPLIT] | synth:fewshot|evolve|scratch[:TOPIC]")
+    n: int | None = Field(None, ge=1, description="items to draw; empty: all of a file "
+                          "source, 1000 from the procedural generator, 100 synthesized")
+    seed: int = Field(0, description="seed of the procedural generator and of synthesis")
+
+    @property
+    def synthesized(self) -> bool:
+        """LLM-written questions: they are produced inside the run (their cost is its)."""
+        return self.source.startswith("synth:")
+
+
+__all__ = ["SOURCE_KINDS", "InputError", "Question", "SourceConfig", "load_questions",
+           "parse_spec"]

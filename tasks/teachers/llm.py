@@ -44,7 +44,13 @@ PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 class LLMTeacherConfig(ClientConfig):
     """What to ask and how (the endpoint part is inherited). No secrets in here."""
 
+    kind: Literal["openai"] = Field("openai", description="teacher kind: any "
+                                    "OpenAI-compatible endpoint")
     model: str = "gpt-4o-mini"
+    judge: bool = Field(False, description="LLM solvability judge on synthesized questions, "
+                        "after dedup")
+    seed_source: str | None = Field(None, description="seed questions of synth:fewshot / "
+                                    "synth:evolve")
     samples: int = Field(1, ge=1, le=64, description="samples per question")
     temperature: float = Field(0.0, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)

@@ -27,7 +27,9 @@ import ast
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.answers import answers_match
 from tasks.render import render_completion
@@ -213,6 +215,21 @@ def corrupt(q: Question, program: str, rng: random.Random,
             continue  # an error that does not change the answer is no error
         return render_program(new_lines), kind, step
     return None
+
+
+class NoisyTeacherConfig(BaseModel):
+    """The reference programs made wrong at a set rate, with labelled LLM-style errors:
+    for ablations (what verification removes, what unverified data costs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["noisy"] = Field("noisy", description="teacher kind")
+    error_rate: float = Field(0.3, ge=0, le=1, description="share of questions whose "
+                              "program is made wrong")
+    error_seed: int = Field(0, description="seed of which questions go wrong, and how")
+    error_kinds: list[str] = Field(default_factory=lambda: list(ERROR_KINDS),
+                                   description="error kinds to draw from: "
+                                   + ", ".join(ERROR_KINDS))
 
 
 class NoisyTeacher:

@@ -23,9 +23,14 @@ import ast
 import math
 import re
 from collections.abc import Collection, Iterator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.answers import SCALE_FACTORS, answers_match, parse_number
 from tasks.sources.gsm8k import ANNOTATION
+from tasks.stage import StageResult
+from tasks.teachers.base import Selection
 from tasks.types import Question, Rejection, Sample
 
 TEACHER = "reference"
@@ -446,3 +451,27 @@ def reference_samples(questions: list[Question]) -> tuple[list[Sample], list[Rej
             )
         )
     return samples, rejections
+
+
+class ReferenceTeacherConfig(BaseModel):
+    """Gold programs from the source's annotations: no LLM, no cost, always right."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["reference"] = Field("reference", description="teacher kind")
+
+
+class ReferenceTeacher:
+    """Teacher stage over gold annotations. Pure and chunked: on Dask the conversion runs on
+    the workers like execution."""
+
+    name = STAGE
+    kind = TEACHER
+    selection = Selection()
+
+    def __init__(self, batch_size: int = 512) -> None:
+        self.batch_size = batch_size
+
+    def run(self, items: list[Question]) -> StageResult[Sample]:
+        samples, rejections = reference_samples(items)
+        return StageResult(kept=samples, rejections=rejections)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import Warehouse, _fail, _quiet_prefect, app
-from flows.cli_model import options_from
+from flows.cli.app import Warehouse, app, fail, quiet_prefect
+from flows.cli.options import options_from
 from tasks.errors import InputError
 
 # ---- subset / export commands (parts 1-2 of issue 4): keep this block contiguous --------
@@ -21,9 +21,9 @@ def _parse_sizes(size: int | None, sizes: str | None) -> list[int]:
             try:
                 out.add(int(part))
             except ValueError:
-                _fail(f"--sizes {sizes!r}: comma-separated integers, e.g. 250,1000")
+                fail(f"--sizes {sizes!r}: comma-separated integers, e.g. 250,1000")
     if not out:
-        _fail("give --size N or --sizes N1,N2,...")
+        fail("give --size N or --sizes N1,N2,...")
     return sorted(out)
 
 
@@ -41,12 +41,12 @@ def subset(
     warehouse: Warehouse = None,
 ) -> None:
     """Draw a deterministic subset (or nested ladder) of a snapshot and store it."""
-    _quiet_prefect()
+    quiet_prefect()
     from pydantic import ValidationError
 
     from flows.subsets import SubsetConfig, subset_flow
     from tasks.subsets import subset_params
-    from warehouse import subsets as wh
+    from warehouse import Store
 
     all_sizes = _parse_sizes(size, sizes)
     try:
@@ -57,31 +57,31 @@ def subset(
         config = SubsetConfig(**fields)
     except ValidationError as exc:
         err = exc.errors()[0]
-        _fail(f"--{'-'.join(str(p) for p in err['loc'][:1])}: {err['msg']}")
+        fail(f"--{'-'.join(str(p) for p in err['loc'][:1])}: {err['msg']}")
     try:
         # Check before the flow starts so a wrong snapshot or size is one line, not a
         # failed flow run with a traceback.
         subset_params(config.strategy, embedding_model=config.embedding_model)
-        snap = wh.resolve_snapshot_id(config.warehouse, config.snapshot_id)
-        n = wh.snapshot_size(config.warehouse, snap)
+        snap = Store(config.warehouse).subsets.resolve_snapshot_id(config.snapshot_id)
+        n = Store(config.warehouse).subsets.snapshot_size(snap)
         if all_sizes[-1] > n:
             raise InputError(f"subset size {all_sizes[-1]} > {n} examples in snapshot {snap}")
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     result = subset_flow(config)
-    typer.echo(f"snapshot {result['snapshot_id']} ({result['snapshot_size']} examples), "
-               f"strategy {result['strategy']}, seed {result['seed']}")
-    for s in result["subsets"]:
-        typer.echo(f"subset {s['subset_id']}  size {s['size']}  "
-                   f"{'new' if s['created'] else 'existed'}"
-                   + (f"  contains {s['parent_subset_id']}" if s["parent_subset_id"] else ""))
-    largest = result["subsets"][-1]
-    for name, counts in largest["breakdown"].items():
+    typer.echo(f"snapshot {result.snapshot_id} ({result.snapshot_size} examples), "
+               f"strategy {result.strategy}, seed {result.seed}")
+    for s in result.subsets:
+        typer.echo(f"subset {s.subset_id}  size {s.size}  "
+                   f"{'new' if s.created else 'existed'}"
+                   + (f"  contains {s.parent_subset_id}" if s.parent_subset_id else ""))
+    largest = result.subsets[-1]
+    for name, counts in largest.breakdown.items():
         items = list(counts.items())
         shown = ", ".join(f"{k}={v}" for k, v in items[:8])
         typer.echo(f"  {name}: {shown}" + (f", ... ({len(items)} values)"
                                            if len(items) > 8 else ""))
-    typer.echo(f"\nExport it:\n  distillery export --subset {largest['subset_id']} "
+    typer.echo(f"\nExport it:\n  distillery export --subset {largest.subset_id} "
                "--format messages")
 
 
@@ -95,31 +95,31 @@ def export(
     warehouse: Warehouse = None,
 ) -> None:
     """Write a stored subset as TRL training data: HF dataset, Parquet and JSONL."""
-    _quiet_prefect()
+    quiet_prefect()
     from flows.subsets import ExportConfig, export_flow
     from tasks.export import normalize_format
-    from warehouse import subsets as wh
+    from warehouse import Store
 
     try:
         normalize_format(fmt)
-        wh.load_subset(str(warehouse) if warehouse else None, subset_id)
+        Store(warehouse).subsets.load_subset(subset_id)
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     result = export_flow(ExportConfig(subset_id=subset_id, format=normalize_format(fmt),
                                       out=str(out) if out else None,
                                       warehouse=str(warehouse) if warehouse else None))
-    typer.echo(f"exported {result['n']} examples of subset {result['subset_id']} "
-               f"(format {result['format']}) to {result['out']}")
-    typer.echo(f"  hf dataset: {result['hf']}  (datasets.load_from_disk)")
-    typer.echo(f"  parquet:    {result['parquet']}")
-    typer.echo(f"  jsonl:      {result['jsonl']}")
+    typer.echo(f"exported {result.n} examples of subset {result.subset_id} "
+               f"(format {result.format}) to {result.out}")
+    typer.echo(f"  hf dataset: {result.hf}  (datasets.load_from_disk)")
+    typer.echo(f"  parquet:    {result.parquet}")
+    typer.echo(f"  jsonl:      {result.jsonl}")
 # ---- end of subset / export commands --------------------------------------------------------
 
 
 # ---- finetune / evaluate / ladder commands (parts 3-5 of issue 4): keep this block contiguous
 
 
-# Options generated from the flow configs (flows/cli_model.py): every field is a flag of
+# Options generated from the flow configs (flows/cli/options.py): every field is a flag of
 # the same name. Older spellings stay as aliases.
 _ALIASES = {"subset_id": ["--subset"], "eval_set": ["--eval"], "learning_rate": ["--lr"],
             "warehouse": ["-w"]}
@@ -141,14 +141,15 @@ def _check_config(config: object) -> None:
         raise ValueError(str(exc)) from None
 
 
-def _echo_eval(ev: dict) -> None:
-    typer.echo(f"  {ev['eval_set']} (n={ev['n']}): accuracy {ev['accuracy']:.3f}, "
-               f"exec errors {ev['exec_error_rate']:.3f}, no program "
-               f"{ev['no_program_rate']:.3f}  ({ev['seconds']:.1f}s, "
-               f"{ev.get('questions_per_s', 0):.2f} questions/s)")
+def _echo_eval(ev: EvalResult) -> None:
+    typer.echo(f"  {ev.eval_set} (n={ev.n}): accuracy {ev.accuracy:.3f}, "
+               f"exec errors {ev.exec_error_rate:.3f}, no program "
+               f"{ev.no_program_rate:.3f}  ({ev.seconds:.1f}s, "
+               f"{ev.questions_per_s:.2f} questions/s)")
 
 
 from flows.finetune import EvaluateConfig, FinetuneConfig, LadderConfig  # noqa: E402
+from tasks.evaluate import EvalResult  # noqa: E402
 
 
 @app.command()
@@ -156,21 +157,21 @@ from flows.finetune import EvaluateConfig, FinetuneConfig, LadderConfig  # noqa:
               check=_check_config)
 def finetune(config: FinetuneConfig) -> None:
     """Fine-tune a student on a subset (TRL SFT, completion-only loss) and evaluate it."""
-    _quiet_prefect()
+    quiet_prefect()
     from flows.finetune import finetune_flow
 
     try:
         out = finetune_flow(config)
     except InputError as exc:
-        _fail(str(exc))
-    t = out["train"]
-    typer.echo(f"run {out['run_id']}: subset {out['subset_id']} ({out['size']} examples), "
-               f"{t['steps']} steps in {t['train_seconds']:.1f}s on {t['device']}, "
-               f"{t['tokens_per_s']:.0f} tokens/s")
-    typer.echo(f"  loss {t['first_loss']:.3f} -> {t['final_loss']:.3f}")
-    if out["eval"]:
-        _echo_eval(out["eval"])
-    typer.echo(f"  model: {out['output_dir']}")
+        fail(str(exc))
+    t = out.train
+    typer.echo(f"run {out.run_id}: subset {out.subset_id} ({out.size} examples), "
+               f"{t.steps} steps in {t.train_seconds:.1f}s on {t.device}, "
+               f"{t.tokens_per_s:.0f} tokens/s")
+    typer.echo(f"  loss {t.first_loss:.3f} -> {t.final_loss:.3f}")
+    if out.eval:
+        _echo_eval(out.eval)
+    typer.echo(f"  model: {out.output_dir}")
 
 
 @app.command()
@@ -179,17 +180,17 @@ def finetune(config: FinetuneConfig) -> None:
               envvars=_ENV, check=_check_config)
 def evaluate(config: EvaluateConfig) -> None:
     """Evaluate a model: it writes programs, the sandbox runs them, answers are compared."""
-    _quiet_prefect()
+    quiet_prefect()
     from flows.finetune import evaluate_flow
 
     try:
         out = evaluate_flow(config)
     except InputError as exc:
-        _fail(str(exc))
-    typer.echo(f"evaluation {out['eval_id']} of {out['model']}"
-               + (f" (run {out['finetune_run_id']})" if out["finetune_run_id"] else ""))
-    _echo_eval(out)
-    for f in out["failures"][:3]:
+        fail(str(exc))
+    typer.echo(f"evaluation {out.eval_id} of {out.model}"
+               + (f" (run {out.finetune_run_id})" if out.finetune_run_id else ""))
+    _echo_eval(out.result)
+    for f in out.result.failures[:3]:
         typer.echo(f"  failed ({f['status']}): gold {f['gold']}, got {f['predicted']}: "
                    f"{f['question'][:70]}")
 
@@ -202,20 +203,21 @@ def ladder(config: LadderConfig) -> None:
     """Learning curves: one model per nested subset size and strategy (and an unverified
     arm), the same training settings for every rung, the base model as the zero point;
     writes curve.png and Prefect artifacts."""
-    _quiet_prefect()
+    quiet_prefect()
     from flows.finetune import ladder_flow
 
     try:
         out = ladder_flow(config)
     except InputError as exc:
-        _fail(str(exc))
-    budget = (f"{out['max_steps']} steps" if out["max_steps"] else f"{out['epochs']:g} epochs")
-    typer.echo(f"ladder {out['ladder_id']}: {out['base_model']}, {budget} per size, "
-               f"snapshot {out['snapshot_id']}")
+        fail(str(exc))
+    budget = (f"{config.max_steps} steps" if config.max_steps
+              else f"{config.epochs:g} epochs")
+    typer.echo(f"ladder {out.ladder_id}: {out.base_model}, {budget} per size, "
+               f"snapshot {out.snapshot_id}")
     typer.echo(f"  {'curve':<22}  {'examples':>8}  {'accuracy':>8}  {'exec_err':>8}  "
                f"{'train_s':>8}  run")
-    for r in out["rows"]:
+    for r in out.rows:
         typer.echo(f"  {r['curve']:<22}  {r['examples']:>8}  {r['accuracy']:>8.3f}  "
                    f"{r['exec_error_rate']:>8.3f}  {r['train_seconds']:>8.1f}  {r['run_id']}")
-    typer.echo(f"  curve: {out['curve_png']}")
+    typer.echo(f"  curve: {out.curve_png}")
 # ---- end of finetune / evaluate / ladder commands --------------------------------------------

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import Warehouse, _fail, app
+from flows.cli.app import Warehouse, app, fail
 
 
 @app.command()
@@ -22,7 +22,7 @@ def serve(
     ($PREFECT_API_URL; `make serve` starts one) until Ctrl-C."""
     import os
 
-    # Not _quiet_prefect(): a server process should show the runs it picks up.
+    # Not quiet_prefect(): a server process should show the runs it picks up.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
@@ -31,7 +31,7 @@ def serve(
         CronSchedule(cron=cron, timezone=timezone)
     except ValueError as exc:
         msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        _fail(f"--cron/--timezone: {msg.removeprefix('Value error, ')} "
+        fail(f"--cron/--timezone: {msg.removeprefix('Value error, ')} "
               "(e.g. --cron '0 2 * * *' --timezone Europe/Berlin)")
     from deployments.serve import serve as serve_deployments
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import Warehouse, _table, app
+from flows.cli.app import Warehouse, app, table
 
 runs_app = typer.Typer(no_args_is_help=True, help="What runs did and what they cost.")
 app.add_typer(runs_app, name="runs")
@@ -25,7 +25,7 @@ def runs_cost(
     if not rows:
         typer.echo("no LLM requests recorded")
         return
-    typer.echo(_table(columns, rows, max_rows=200, width=36))
+    typer.echo(table(columns, rows, max_rows=200, width=36))
     total = sum(r[columns.index("cost_usd")] or 0 for r in rows)
     tokens = sum((r[columns.index("tokens_in")] or 0) + (r[columns.index("tokens_out")] or 0)
                  for r in rows)

@@ -46,6 +46,7 @@ class CliField:
     annotation: Any  # what typer parses
     default: Any
     help: str
+    choices: tuple[Any, ...] = ()  # of a Literal field
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -59,6 +60,19 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
 def _submodel(tp: Any) -> type[BaseModel] | None:
     inner, _ = _unwrap_optional(tp)
     return inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+
+
+def _union_members(tp: Any) -> list[type[BaseModel]]:
+    """Members of a discriminated union of models (each with a Literal `kind`), else []."""
+    if typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return []
+    members = typing.get_args(tp)
+    if all(isinstance(m, type) and issubclass(m, BaseModel) and "kind" in m.model_fields
+           for m in members):
+        return list(members)
+    return []
 
 
 def _default(info: FieldInfo) -> Any:
@@ -77,7 +91,7 @@ def _leaf(path: tuple[str, ...], param: str, info: FieldInfo) -> CliField:
     if origin is Literal:
         choices = " | ".join(str(c) for c in typing.get_args(tp))
         return CliField(path, param, "scalar", str | None if optional else str, default,
-                        f"{help_text} ({choices})".strip())
+                        f"{help_text} ({choices})".strip(), typing.get_args(tp))
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return CliField(path, param, "scalar", tp | None if optional else tp, default,
                         help_text)
@@ -105,8 +119,24 @@ def cli_fields(model: type[BaseModel], exclude: Iterable[str] = ()) -> list[CliF
             if name in excluded or ".".join(path) in excluded:
                 continue
             sub = _submodel(info.annotation)
+            members = _union_members(info.annotation)
             if sub is not None:
                 walk(sub, path)
+            elif members:
+                # `--teacher openai` picks the member; every member's fields are options,
+                # and pydantic refuses those the chosen member does not have.
+                kinds = tuple(typing.get_args(m.model_fields["kind"].annotation)[0]
+                              for m in members)
+                default = _default(info)
+                leaves.append(((*path, "kind"), FieldInfo(
+                    annotation=Literal[kinds], default=getattr(default, "kind", kinds[0]),
+                    description=info.description or f"{name} kind")))
+                seen: set[str] = set()
+                for m in members:
+                    for leaf, leaf_info in m.model_fields.items():
+                        if leaf != "kind" and leaf not in seen:
+                            seen.add(leaf)
+                            leaves.append(((*path, leaf), leaf_info))
             else:
                 leaves.append((path, info))
 
@@ -114,8 +144,12 @@ def cli_fields(model: type[BaseModel], exclude: Iterable[str] = ()) -> list[CliF
     counts: dict[str, int] = {}
     for path, _ in leaves:
         counts[path[-1]] = counts.get(path[-1], 0) + 1
-    return [_leaf(path, path[-1] if counts[path[-1]] == 1 else "_".join(path), info)
-            for path, info in leaves]
+    def param(path: tuple[str, ...]) -> str:
+        if path[-1] == "kind" and len(path) > 1:
+            return path[-2]  # the union's own name: --teacher
+        return path[-1] if counts[path[-1]] == 1 else "_".join(path)
+
+    return [_leaf(path, param(path), info) for path, info in leaves]
 
 
 def flag(param: str) -> str:
@@ -139,7 +173,9 @@ def parse_values(model: type[BaseModel], fields: Sequence[CliField],
     data: dict[str, Any] = {}
     for field in fields:
         value = values.get(field.param)
-        if value is None or value is ...:
+        # Not given, or given as the default: the model's own default applies (and a union
+        # member that lacks the field is not handed it).
+        if value is None or value is ... or value == field.default:
             continue
         if field.kind == "list":
             value = [v.strip() for v in str(value).split(",") if v.strip()]
@@ -151,14 +187,33 @@ def parse_values(model: type[BaseModel], fields: Sequence[CliField],
         for key in field.path[:-1]:
             node = node.setdefault(key, {})
         node[field.path[-1]] = value
-    data.update(fixed or {})
+    for field in fields:  # a union member chosen by default still needs its tag
+        if field.path[-1] == "kind":
+            node = data
+            for key in field.path[:-1]:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.setdefault("kind", values.get(field.param) or field.default)
+    _set_fixed(model, data, fixed or {})
     return model.model_validate(data)
+
+
+def _set_fixed(model: type[BaseModel], data: dict[str, Any], fixed: Mapping[str, Any]) -> None:
+    """Fixed values by leaf name, placed where the leaf lives in the nested model."""
+    paths = {f.path[-1]: f.path for f in cli_fields(model)}
+    for name, value in fixed.items():
+        node = data
+        for key in paths.get(name, (name,))[:-1]:
+            node = node.setdefault(key, {})
+        node[name] = value
 
 
 def error_line(exc: ValidationError, fields: Sequence[CliField]) -> str:
     """First error of a validation as one line naming the option."""
     err = exc.errors()[0]
-    loc = tuple(str(p) for p in err["loc"] if not isinstance(p, int))
+    # Union members appear in the location by their tag ("teacher", "reference", "model").
+    tags = {str(c) for f in fields if f.path[-1] == "kind" for c in f.choices}
+    loc = tuple(str(p) for p in err["loc"] if not isinstance(p, int) and str(p) not in tags)
     by_path = {f.path: f for f in fields}
     for n in range(len(loc), 0, -1):
         if loc[:n] in by_path:

@@ -1,0 +1,1 @@
+"""The `distillery` command line (entry point: flows/cli/main.py)."""

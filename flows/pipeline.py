@@ -1,0 +1,201 @@
+"""The stage runner: the bookkeeping around every stage, written once.
+
+For each stage (tasks/stage.py) it runs the stage as a Prefect task named after it, splits
+chunked stages over threads or Dask workers (with a progress artifact), times it, counts
+its rejections per reason and per stage, keeps the rejected total, and persists the result
+in one call (`Store.save_stage`, one transaction). A flow is then a list of stages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, Protocol
+
+from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+from prefect.tasks import Task
+from prefect.utilities.annotations import quote
+from prefect.utilities.callables import get_call_parameters
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.stage import Stage, StageResult
+
+
+class RunnerConfig(BaseModel):
+    """Where batches run, and how big they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="threads: batches run in this process; dask: embedding, "
+        "reference-teacher and execution batches run on Dask workers (the flow process alone "
+        "writes the warehouse)")
+    dask_address: str | None = Field(None, description="scheduler of an existing Dask "
+                                     "cluster, e.g. tcp://scheduler:8786; empty: a "
+                                     "LocalCluster started for this run")
+    dask_workers: int = Field(2, ge=1, le=256, description="LocalCluster worker processes")
+    batch_size: int = Field(512, ge=1, le=100_000, description="items per batch sent to a "
+                            "worker")
+    progress: bool = Field(False, description="progress bars on the terminal")
+
+
+class StageSink(Protocol):
+    """Where results go (warehouse.Store implements it)."""
+
+    def save_stage(self, run_id: str, result: StageResult[Any]) -> None: ...
+
+
+Submit = Callable[..., PrefectFuture[Any]]
+
+
+_tasks: dict[str, Task[..., Any]] = {}
+
+
+def stage_task(name: str) -> Task[..., Any]:
+    """One Prefect task per stage name: the UI shows `dedup`, `teacher`, `execute`..., and
+    a Dask dashboard `<name>_stage` (Dask names work after the function)."""
+    if name not in _tasks:
+        def run(stage: Stage[Any, Any], items: list[Any]) -> StageResult[Any]:
+            return stage.run(items)
+
+        run.__name__ = run.__qualname__ = f"{name}_stage"
+        _tasks[name] = task(run, name=name, cache_policy=NO_CACHE)
+    return _tasks[name]
+
+
+def chunks(items: Sequence[Any], size: int, group: Callable[[Any], Any] | None = None
+           ) -> list[list[Any]]:
+    """Consecutive chunks of about `size` items; with `group`, a chunk ends only where the
+    group key changes, so the items of one group (the samples of one question) stay
+    together."""
+    out: list[list[Any]] = []
+    current: list[Any] = []
+    for item in items:
+        if len(current) >= size and (group is None or group(item) != group(current[-1])):
+            out.append(current)
+            current = []
+        current.append(item)
+    if current:
+        out.append(current)
+    return out
+
+
+class _Progress:
+    """A progress artifact for one chunked stage, so the UI shows how far a run is."""
+
+    def __init__(self, key: str, stage: str) -> None:
+        self.artifact_id = create_progress_artifact(
+            0.0, key=f"{key}-{stage}", description=f"{stage}: batches finished")
+
+    def update(self, done: int, total: int) -> None:
+        update_progress_artifact(self.artifact_id, round(100.0 * done / max(total, 1), 1))
+
+
+class PipelineRun:
+    """The stages of one flow run over one sink. Holds the run's counts and seconds."""
+
+    def __init__(self, sink: StageSink, run_id: str, submit: Submit | None = None,
+                 artifact_key: str = "run") -> None:
+        self.sink, self.run_id = sink, run_id
+        self.submit: Submit = submit or (lambda t, *args: t.submit(*args))
+        self.artifact_key = artifact_key
+        self.counts: Counter[str] = Counter()
+        self.seconds: dict[str, float] = {}
+
+    def stages(self, items: list[Any], stages: Sequence[Stage[Any, Any]]) -> list[Any]:
+        for stage in stages:
+            items = self.stage(stage, items)
+        return items
+
+    def stage(self, stage: Stage[Any, Any], items: list[Any], *,
+              counts_as_input: bool = True) -> list[Any]:
+        """Run one stage and keep its books; returns what goes on. `counts_as_input=False`
+        for a source stage: what it rejects never was input, so it is not in `rejected`."""
+        with self.timed(stage.name):
+            todo = getattr(stage, "todo", None)
+            work = todo(items) if todo else items
+            result = self._execute(stage, work)
+            if todo:  # a stage that works on part of its input passes all of it on
+                result.kept = items
+            self.sink.save_stage(self.run_id, result)
+        self._account(result, counts_as_input)
+        return result.kept
+
+    def _execute(self, stage: Stage[Any, Any], work: list[Any]) -> StageResult[Any]:
+        t = stage_task(stage.name)
+        if not stage.batch_size or not work:  # empty input still reports its counts
+            return t(quote(stage), quote(work))
+        parts = chunks(work, stage.batch_size, getattr(stage, "group", None))
+        futures = [self.submit(t, quote(stage), quote(part)) for part in parts]
+        progress = _Progress(self.artifact_key, stage.name)
+        result: StageResult[Any] = StageResult()
+        for done, fut in enumerate(futures, 1):
+            result.merge(fut.result())
+            progress.update(done, len(futures))
+        return result
+
+    def _account(self, result: StageResult[Any], counts_as_input: bool) -> None:
+        self.counts.update(result.counts)
+        for r in result.rejections:
+            self.counts[r.reason] += 1
+            self.counts[f"{r.stage}_rejected"] += 1
+        if counts_as_input:
+            self.counts["rejected"] += len(result.rejections)
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0)
+                                       + time.perf_counter() - t0, 3)
+
+
+@contextmanager
+def batch_runner(config: RunnerConfig) -> Iterator[Submit]:
+    """Where chunked stages run, chosen per run so that a deployment parameter (not only a
+    CLI flag) can move a scheduled refresh onto Dask. Stages and their chunks are plain
+    data: they pickle to any worker."""
+    if config.task_runner == "threads":
+        yield lambda t, *args: t.submit(*args)
+        return
+    from prefect_dask import DaskTaskRunner
+
+    if config.dask_address:
+        runner = DaskTaskRunner(address=config.dask_address)
+    else:
+        # Processes, one thread each: torch and the sandbox pool already use a core per worker,
+        # and a random dashboard port lets two local refreshes coexist.
+        runner = DaskTaskRunner(cluster_kwargs={
+            "n_workers": config.dask_workers, "processes": True, "threads_per_worker": 1,
+            "dashboard_address": ":0"})
+    with _shared_api_url(), runner:
+        def submit(t: Task[..., Any], *args: Any) -> PrefectFuture[Any]:
+            # Parameters travel to the workers as they are: unwrap `quote` here, the Dask
+            # path does not introspect them anyway.
+            plain = [a.unwrap() if isinstance(a, quote) else a for a in args]
+            return runner.submit(t, parameters=get_call_parameters(t.fn, plain, {}))
+
+        yield submit
+
+
+@contextmanager
+def _shared_api_url() -> Iterator[None]:
+    """Workers inherit this process's settings. Without a server (ephemeral mode) those name
+    no API, so each worker would start a Prefect server of its own; pin them to ours."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    with get_client(sync_client=True) as client:
+        url = str(client.api_url).rstrip("/")
+    with temporary_settings({PREFECT_API_URL: url}):
+        yield

@@ -1,0 +1,54 @@
+"""The execute stage: every teacher program runs in the sandbox (sandbox.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.checks import execution_rejections
+from tasks.execute.sandbox import execute_programs
+from tasks.stage import StageResult
+from tasks.types import Sample
+
+
+class ExecConfig(BaseModel):
+    """Limits of one untrusted program."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exec_timeout_s: float = Field(2.0, gt=0, le=60, description="wall-clock limit per program")
+    exec_memory_mb: int = Field(512, ge=64, le=16_384, description="address-space limit "
+                                "per program")
+    exec_workers: int | None = Field(None, ge=1, le=256, description="sandbox worker "
+                                     "processes; empty: one per core")
+
+
+class Execute:
+    """Stage: run each sample's program, fill its execution fields. A question none of whose
+    samples ran leaves here with the first failure's status as the reason; the others go on
+    to the check stage with every sample (failed ones are stored too).
+
+    Chunks keep the samples of one question together (`group`), so that decision can be made
+    inside a chunk on a Dask worker."""
+
+    name = "execute"
+
+    def __init__(self, config: ExecConfig, batch_size: int = 1000) -> None:
+        self.config, self.batch_size = config, batch_size
+
+    @staticmethod
+    def group(sample: Sample) -> str:
+        return sample.question_id
+
+    def run(self, items: list[Sample]) -> StageResult[Sample]:
+        results = execute_programs([s.program or "" for s in items],
+                                   timeout_s=self.config.exec_timeout_s,
+                                   memory_mb=self.config.exec_memory_mb,
+                                   workers=self.config.exec_workers)
+        for sample, result in zip(items, results, strict=True):
+            sample.exec_status, sample.exec_error = result.status, result.error
+            sample.exec_value = result.value
+        rejections = execution_rejections(items, self.name)
+        statuses = Counter(f"exec_{s.exec_status}" for s in items)
+        return StageResult(kept=items, rejections=rejections, counts=statuses)

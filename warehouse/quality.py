@@ -1,0 +1,44 @@
+"""SQL for the quality stage: the rows a candidate batch is compared with (the `curated` view,
+i.e. the latest snapshot, migration 002), and the validations of a run (migration 001).
+A facet of `Store`: `store.quality`."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .store import Store
+
+# The columns validate_candidates reads, in the curated view's names.
+REFERENCE_COLUMNS = ("question_id", "question", "context", "program", "answer", "gold_answer",
+                     "kind", "difficulty", "source")
+
+
+class Quality:
+    """What the quality stage reads back (`store.quality`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def curated_reference(self) -> pd.DataFrame | None:
+        """The current snapshot's examples (the drift suite's reference), or None when
+        nothing has been published yet."""
+        with self.store.connect() as con:
+            frame = con.execute(f"SELECT {', '.join(REFERENCE_COLUMNS)} FROM curated").df()
+        if frame.empty:
+            return None
+        # A nullable INTEGER column comes back as float with NaN; the suites read ints/None.
+        frame["difficulty"] = frame["difficulty"].astype("Int64").astype(object).where(
+            frame["difficulty"].notna(), None)
+        return frame
+
+    def run_validations(self, run_id: str) -> list[dict[str, Any]]:
+        """The `validations` rows of one run: suite, success, statistics."""
+        with self.store.connect() as con:
+            rows = con.execute("SELECT suite, success, statistics FROM validations "
+                               "WHERE run_id = ? ORDER BY suite", [run_id]).fetchall()
+        return [{"suite": s, "success": bool(ok), "statistics": json.loads(st) if st else {}}
+                for s, ok, st in rows]
