@@ -105,9 +105,9 @@ class Bench:
             sizes=sizes, strategies=["random"], eval_base=eval_base,
             warehouse=str(self.verified), output_root=str(self.out / "models"),
             **_train_fields(self.args)))
-        self.rows = sorted([*self.rows, *out["rows"]], key=lambda r: r["examples"])
-        top = max(out["runs"], key=lambda r: r["size"])
-        self.top = (top["size"], top["output_dir"])
+        self.rows = sorted([*self.rows, *out.rows], key=lambda r: r["examples"])
+        top = max(out.runs, key=lambda r: r.size)
+        self.top = (top.size, top.output_dir)
         self._plot()
 
     def finetune(self, curve: str, warehouse: Path, **fields: object) -> None:
@@ -116,8 +116,8 @@ class Bench:
         out = finetune_flow(FinetuneConfig(subset_size=self.mid, warehouse=str(warehouse),
                                            output_root=str(self.out / "models"),
                                            **_train_fields(self.args), **fields))
-        self.arms.append(_ev_row(curve, self.mid, {**out["eval"], "run_id": out["run_id"]},
-                                 out["train"]["train_seconds"]))
+        self.arms.append(_ev_row(curve, self.mid, {**out.eval.as_dict(), "run_id": out.run_id},
+                                 out.train.train_seconds))
 
     def nodedup(self) -> None:
         from flows.refresh import RefreshConfig, refresh
@@ -134,7 +134,7 @@ class Bench:
             self.gsm[name] = evaluate_flow(EvaluateConfig(
                 model=ref, eval_set=f"gsm8k:{GSM8K}", eval_n=self.args.gsm8k_n,
                 max_new_tokens=self.args.max_new_tokens, eval_batch_size=16,
-                threads=self.args.threads, warehouse=str(self.verified)))
+                threads=self.args.threads, warehouse=str(self.verified))).result.as_dict()
 
     def _plot(self) -> None:
         from tasks.ladder import plot_learning_curve
