@@ -39,8 +39,9 @@ elif [[ -n "${BASE_MODEL:-}" ]]; then
     N=${N:-600}
     LORA=${LORA:---lora}
     LR=${LR:-0}
-    EPOCHS=${EPOCHS:-3}
-    LAYERS=${LAYERS:-0}
+    EPOCHS=${EPOCHS:-2}
+    LAYERS=${LAYERS:-8}
+    THREADS=${THREADS:-1}
 else
     MODE=cpu
     BASE=tiny
@@ -74,5 +75,6 @@ fi
     --eval procedural-heldout --eval-n "$EVAL_N" --base-model "$BASE" "$LORA" \
     --max-steps "$MAX_STEPS" --epochs "$EPOCHS" --trainable-layers "$LAYERS" \
     --batch-size "$BATCH" --lr "$LR" --max-new-tokens "$MAX_NEW_TOKENS" \
-    --unverified-rate "${UNVERIFIED_RATE:-0}" --output-root "$OUTPUT_ROOT" \
+    --unverified-rate "${UNVERIFIED_RATE:-0}" --threads "${THREADS:-0}" \
+    --output-root "$OUTPUT_ROOT" \
     --warehouse "$WAREHOUSE"

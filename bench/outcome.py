@@ -105,8 +105,9 @@ class Bench:
             sizes=sizes, strategies=["random"], eval_base=eval_base,
             warehouse=str(self.verified), output_root=str(self.out / "models"),
             **_train_fields(self.args)))
-        self.rows = sorted([*self.rows, *out["rows"]], key=lambda r: r["examples"])
-        self.top = max(out["runs"], key=lambda r: r["size"])["output_dir"]
+        self.rows = sorted([*self.rows, *out.rows], key=lambda r: r["examples"])
+        top = max(out.runs, key=lambda r: r.size)
+        self.top = (top.size, top.output_dir)
         self._plot()
 
     def finetune(self, curve: str, warehouse: Path, **fields: object) -> None:
@@ -115,8 +116,8 @@ class Bench:
         out = finetune_flow(FinetuneConfig(subset_size=self.mid, warehouse=str(warehouse),
                                            output_root=str(self.out / "models"),
                                            **_train_fields(self.args), **fields))
-        self.arms.append(_ev_row(curve, self.mid, {**out["eval"], "run_id": out["run_id"]},
-                                 out["train"]["train_seconds"]))
+        self.arms.append(_ev_row(curve, self.mid, {**out.eval.as_dict(), "run_id": out.run_id},
+                                 out.train.train_seconds))
 
     def nodedup(self) -> None:
         from flows.refresh import RefreshConfig, refresh
@@ -129,11 +130,11 @@ class Bench:
     def gsm8k(self) -> None:
         from flows.finetune import EvaluateConfig, evaluate_flow
 
-        for name, ref in (("base", "smollm2-135m"), (f"random-{max(self.sizes)}", self.top)):
+        for name, ref in (("base", "smollm2-135m"), (f"random-{self.top[0]}", self.top[1])):
             self.gsm[name] = evaluate_flow(EvaluateConfig(
                 model=ref, eval_set=f"gsm8k:{GSM8K}", eval_n=self.args.gsm8k_n,
                 max_new_tokens=self.args.max_new_tokens, eval_batch_size=16,
-                threads=self.args.threads, warehouse=str(self.verified)))
+                threads=self.args.threads, warehouse=str(self.verified))).result.as_dict()
 
     def _plot(self) -> None:
         from tasks.ladder import plot_learning_curve
@@ -203,8 +204,63 @@ def section(b: Bench) -> str:
     return "\n".join(lines)
 
 
+def levers(args: argparse.Namespace) -> str:
+    """Training throughput of smollm2-135m LoRA with and without each CPU lever, on the same
+    16 procedural examples (4 steps of 4), and one generation step with 1 and 2 threads.
+    Tokens per CPU second of this process is the figure that other jobs on the machine
+    disturb least; wall tokens/s beside it."""
+    import torch
+    from datasets import Dataset
+
+    from tasks.finetune import TrainParams, make_trainer, train
+    from tasks.sources import load_questions
+    from tasks.student import example_messages, load_student
+
+    qs = load_questions("procedural", n=16, seed=11)
+    data = Dataset.from_list([{"messages": example_messages(q.text, q.context, q.gold_program)}
+                              for q in qs])
+    arms = [("LoRA r=16, all 30 layers, 2 threads, random batches",
+             dict(threads=2, group_by_length=False)),
+            ("+ top 8 layers only", dict(threads=2, group_by_length=False, trainable_layers=8)),
+            ("+ 1 thread", dict(threads=1, group_by_length=False, trainable_layers=8)),
+            ("+ length-grouped batches", dict(threads=1, trainable_layers=8))]
+    rows = []
+    for name, kw in arms:
+        params = TrainParams(base_model="smollm2-135m", lora=True, max_steps=4, batch_size=4,
+                             logging_steps=1, **kw)
+        out = ROOT / "bench" / "out" / "levers"
+        trainer = make_trainer(data, out, params)
+        c0 = time.process_time()
+        res = train(trainer, out)
+        cpu = time.process_time() - c0
+        rows.append([name, res.train_tokens, round(res.tokens_per_s, 1),
+                     round(res.train_tokens / cpu, 1), res.n_trainable])
+        _log(f"lever {name}: {rows[-1]}")
+    model, _ = load_student("smollm2-135m")
+    model.eval()
+    ids = torch.randint(100, 1000, (8, 400))
+    gen = []
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        with torch.inference_mode():
+            cache = model(ids, use_cache=True).past_key_values
+            nxt, t = ids[:, -1:], time.perf_counter()
+            for _ in range(10):
+                cache = model(nxt, past_key_values=cache, use_cache=True).past_key_values
+            gen.append([threads, round((time.perf_counter() - t) / 10, 3)])
+    return "\n".join([
+        "Training throughput, smollm2-135m LoRA, 16 procedural examples (4 steps of 4, "
+        "about 465 tokens each), each lever added to the row above:", "",
+        markdown_table(["setting", "tokens", "tokens/s (wall)", "tokens per CPU second",
+                        "trainable parameters"], rows), "",
+        "One generation step (batch 8, 400-token prompts in the KV cache):", "",
+        markdown_table(["torch threads", "seconds per step (wall)"], gen)])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--levers", action="store_true", help="only the CPU-lever throughput "
+                    "comparison (section 'outcome levers')")
     ap.add_argument("--sizes", default="50,150,450", help="curve sizes; the second is where "
                     "the ablation and selection arms train")
     ap.add_argument("--selection", default="diversity,difficulty",
@@ -219,7 +275,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=8, help="LoRA on the top N layers")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--max-new-tokens", type=int, default=200)
+    ap.add_argument("--max-new-tokens", type=int, default=150)
     ap.add_argument("--deadline", default="", help="HH:MM (UTC): start no stage after it")
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     args = ap.parse_args()
@@ -230,18 +286,27 @@ def main() -> None:
         now = dt.datetime.now(dt.UTC)
         hh, mm = (int(x) for x in args.deadline.split(":"))
         args.deadline_epoch = now.replace(hour=hh, minute=mm, second=0).timestamp()
+    if args.levers:
+        text = levers(args)
+        print(text, flush=True)
+        if not args.no_write:
+            write_section("outcome levers", "python bench/outcome.py --levers", text)
+        return
     b = Bench(args)
     sizes = b.sizes
     b.stage("refresh", b.refresh)
-    b.stage(f"curve {','.join(map(str, sizes[:2]))}", lambda: b.ladder(sizes[:2], True))
+    # One rung per stage, so that a run cut short still reports every rung it finished.
+    b.stage(f"curve {sizes[0]}", lambda: b.ladder(sizes[:1], True))
+    if len(sizes) > 1:
+        b.stage(f"curve {sizes[1]}", lambda: b.ladder(sizes[1:2], False))
     b.stage(f"unverified {b.mid}", lambda: b.finetune(
         f"unverified ({args.noise:.0%} wrong)", b.verified, unverified_rate=args.noise))
     b.stage(f"no semantic dedup {b.mid}", b.nodedup)
     for strategy in [s for s in args.selection.split(",") if s]:
         b.stage(f"{strategy} {b.mid}", lambda s=strategy: b.finetune(s, b.verified,
                                                                     strategy=s))
-    if len(sizes) > 2:
-        b.stage(f"curve {','.join(map(str, sizes[2:]))}", lambda: b.ladder(sizes[2:], False))
+    for size in sizes[2:]:
+        b.stage(f"curve {size}", lambda size=size: b.ladder([size], False))
     if args.gsm8k_n:
         b.stage("gsm8k", b.gsm8k)
     b.write()

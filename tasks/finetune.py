@@ -55,7 +55,7 @@ class TrainParams(BaseModel):
     trainable_layers: int = Field(0, ge=0, description="train only the top N transformer "
                                   "layers (LoRA or full): no backward pass below them; "
                                   "0: all layers")
-    epochs: float = Field(3.0, gt=0, description="passes over the data (ignored when "
+    epochs: float = Field(2.0, gt=0, description="passes over the data (ignored when "
                           "max_steps > 0)")
     max_steps: int = Field(0, ge=0, description="fixed optimizer-step budget; 0: use epochs")
     learning_rate: float = Field(0.0, ge=0, description="peak learning rate; 0: automatic "
