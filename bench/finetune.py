@@ -112,7 +112,7 @@ def ours_run(rows: list[dict[str, Any]], model: Any, tok: Any, params: Any,
              out_dir: str) -> tuple[dict[str, Any], _RecordingCollator, Any]:
     from datasets import Dataset
 
-    from tasks.finetune import make_trainer
+    from tasks.experiments.finetune import make_trainer
 
     trainer = make_trainer(Dataset.from_list(rows), out_dir, params, model=model, tokenizer=tok)
     rec = _RecordingCollator(trainer.data_collator)
@@ -133,9 +133,9 @@ def throughput(n_examples: int, steps: int, batch: int, reps: int, lr: float) ->
     import torch
     from transformers import Trainer
 
-    from tasks.finetune import TrainParams
+    from tasks.experiments.finetune import TrainParams
+    from tasks.experiments.student import build_tiny_student, conversation_texts, example_messages
     from tasks.sources import load_questions
-    from tasks.student import build_tiny_student, conversation_texts, example_messages
 
     qs = load_questions("procedural", n=n_examples, seed=42)
     rows = [{"messages": example_messages(q.text, q.context, q.gold_program)} for q in qs]
@@ -268,7 +268,7 @@ def curve_section(out: dict, refresh_s: float, wall_s: float,
 
 def zero_eval(out: dict, args: argparse.Namespace) -> dict[str, Any]:
     """The untrained base scored again (the flow's rows keep no no-program rate for it)."""
-    from tasks.evaluate import evaluate_path, load_eval_set
+    from tasks.experiments.evaluate import evaluate_path, load_eval_set
 
     questions = load_eval_set("procedural-heldout", n=args.eval_n, seed=0)
     return evaluate_path(str(Path(out["output_dir"]) / "base"), questions,
@@ -279,8 +279,8 @@ def completion_stats(out: dict) -> int:
     """Longest completion (tokens, end-of-turn included) among the largest rung's examples."""
     from datasets import load_from_disk
 
-    from tasks.finetune import completion_label_mask
-    from tasks.student import load_student
+    from tasks.experiments.finetune import completion_label_mask
+    from tasks.experiments.student import load_student
 
     run = max(out["runs"], key=lambda r: r["size"])
     _, tok = load_student(run["output_dir"])

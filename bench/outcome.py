@@ -137,7 +137,7 @@ class Bench:
                 threads=self.args.threads, warehouse=str(self.verified))).result.as_dict()
 
     def _plot(self) -> None:
-        from tasks.ladder import plot_learning_curve
+        from tasks.experiments.ladder import plot_learning_curve
 
         self.curve_png = plot_learning_curve(
             [*self.rows, *self.arms], self.out / "curve.png",
@@ -212,9 +212,9 @@ def levers(args: argparse.Namespace) -> str:
     import torch
     from datasets import Dataset
 
-    from tasks.finetune import TrainParams, make_trainer, train
+    from tasks.experiments.finetune import TrainParams, make_trainer, train
+    from tasks.experiments.student import example_messages, load_student
     from tasks.sources import load_questions
-    from tasks.student import example_messages, load_student
 
     qs = load_questions("procedural", n=16, seed=11)
     data = Dataset.from_list([{"messages": example_messages(q.text, q.context, q.gold_program)}

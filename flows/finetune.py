@@ -1,7 +1,7 @@
 """Finetune, evaluate and ladder flows: subset -> export -> train -> evaluate -> record.
 
 Only the order of stages, parameters and artifacts live here: training and evaluation are
-in tasks/finetune.py and tasks/evaluate.py, subsets/export in flows/subsets.py (plain
+in tasks/experiments/ (finetune.py, evaluate.py), subsets/export in flows/subsets.py (plain
 functions), the SQL in warehouse/. The warehouse is read once before training and written
 in short transactions after it: no connection is held while a model trains.
 """
@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_subset
 from tasks.errors import InputError
-from tasks.evaluate import EVAL_SETS_HELP, EvalResult, evaluate_path, load_eval_set
-from tasks.finetune import FinetuneResult, TrainParams, finetune
-from tasks.ladder import plot_learning_curve, save_tiny_base
-from tasks.student import TINY
+from tasks.experiments.evaluate import EVAL_SETS_HELP, EvalResult, evaluate_path, load_eval_set
+from tasks.experiments.finetune import FinetuneResult, TrainParams, finetune
+from tasks.experiments.ladder import plot_learning_curve, save_tiny_base
+from tasks.experiments.student import TINY
 from warehouse import Store
 from warehouse.subsets import SubsetInfo
 
@@ -386,7 +386,7 @@ def _unverified_data(store: Store, subset_id: str, out: Path, rate: float,
                      seed: int) -> dict[str, Any]:
     """The subset's questions answered by the noisy teacher, unchecked, as an HF dataset:
     what training on unverified teacher output of the same size looks like."""
-    from tasks.ladder import unverified_rows, write_rows
+    from tasks.experiments.ladder import unverified_rows, write_rows
 
     ids = [e.question_id for e in store.subsets.subset_examples(subset_id)]
     rows, errors = unverified_rows(store.load_questions(ids), rate, seed)

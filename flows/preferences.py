@@ -21,7 +21,7 @@ from flows.pipeline import PipelineRun
 from quality.context import docs_dir_for
 from quality.preferences import validate_pairs
 from tasks.execute import ExecConfig
-from tasks.export import export_examples, write_dataset
+from tasks.experiments.export import export_examples, write_dataset
 from tasks.preferences import export as pair_export
 from tasks.preferences.dpo import DPOParams, load_pairs, train_dpo
 from tasks.preferences.rollouts import ReferenceContinuer
@@ -179,7 +179,7 @@ class DPORun(BaseModel):
 def dpo_flow(config: DPOFlowConfig) -> DPORun:
     """Train a policy on preference pairs with TRL's DPOTrainer; recorded in finetune_runs."""
     from tasks.errors import InputError
-    from tasks.student import build_tiny_student, load_student
+    from tasks.experiments.student import build_tiny_student, load_student
 
     if not Path(config.pairs).exists():
         raise InputError(f"--pairs {config.pairs}: no such folder")

@@ -2,7 +2,7 @@
 
 `create_subsets` / `export_subset` are the plain functions (other flows call them inside
 their own runs); `subset_flow` / `export_flow` wrap them as Prefect flows with an artifact.
-The selection is in tasks/subsets.py, the SQL in warehouse/subsets.py."""
+The selection is in tasks/experiments/subsets.py, the SQL in warehouse/subsets.py."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks.embed import DEFAULT_MODEL, embed_with_cache
-from tasks.export import export_examples, normalize_format
-from tasks.subsets import (
+from tasks.experiments.export import export_examples, normalize_format
+from tasks.experiments.subsets import (
     DEFAULT_STRATA,
     Example,
     breakdown,
@@ -147,7 +147,7 @@ def _embeddings(store: Store, examples: list[Example], model: str) -> dict[str, 
 
 
 def export_subset(config: ExportConfig) -> ExportMade:
-    """Write the subset's examples (rank order) with `tasks.export.export_examples`; the
+    """Write the subset's examples (rank order) with `tasks.experiments.export.export_examples`; the
     manifest records the subset's row so the export can be traced and reproduced."""
     store = Store(config.warehouse)
     info = store.subsets.load_subset(config.subset_id)

@@ -9,8 +9,8 @@ import re
 import pytest
 
 from flows.refresh import RefreshConfig, refresh
-from tasks.abstention import ABSTAIN, is_abstention
-from tasks.evaluate import score
+from tasks.experiments.abstention import ABSTAIN, is_abstention
+from tasks.experiments.evaluate import score
 from tasks.sources import load_questions
 from tasks.sources.procedural import generate_questions
 from warehouse import Store

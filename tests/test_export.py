@@ -15,7 +15,7 @@ from flows.cli.main import app
 from flows.refresh import RefreshConfig, refresh
 from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_flow, export_subset
 from tasks.errors import InputError
-from tasks.export import export_examples
+from tasks.experiments.export import export_examples
 from tasks.render import SYSTEM_PROMPT, render_completion, render_prompt
 from warehouse import Store
 

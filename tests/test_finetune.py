@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.evaluate import evaluate_model, load_eval_set, score
-from tasks.finetune import (
+from tasks.experiments.evaluate import evaluate_model, load_eval_set, score
+from tasks.experiments.finetune import (
     IGNORE,
     ChatTemplateError,
     TrainParams,
@@ -22,8 +22,8 @@ from tasks.finetune import (
     finetune,
     make_trainer,
 )
+from tasks.experiments.student import build_tiny_student, conversation_texts, example_messages
 from tasks.sources import load_questions
-from tasks.student import build_tiny_student, conversation_texts, example_messages
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -199,7 +199,7 @@ def test_configs_fill_the_form_in_order_and_type_plainly():
 
     from flows.cli.main import app
     from flows.finetune import EvaluateConfig, FinetuneConfig, LadderConfig
-    from tasks.finetune import TrainParams
+    from tasks.experiments.finetune import TrainParams
 
     order = list(FinetuneConfig.model_fields)
     assert order[:5] == ["subset_id", "subset_size", "strategy", "seed", "snapshot_id"]

@@ -266,8 +266,8 @@ def test_dpo_on_the_exported_pairs(made, tmp_path):
     """TRL's DPOTrainer on the preference export (outcome and step pairs, the step pairs'
     prompts ending inside the assistant turn), a tiny student built here: the policy moves
     towards the chosen side."""
+    from tasks.experiments.student import build_tiny_student
     from tasks.preferences.dpo import DPOParams, load_pairs, train_dpo
-    from tasks.student import build_tiny_student
 
     _, _, exports = made
     full = load_from_disk(str(exports / "preference" / "hf"))

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from tasks.errors import InputError
-from tasks.student import SMOLLM2, gguf_file, load_gguf, load_student, resolve_base_model
+from tasks.experiments.student import (
+    SMOLLM2,
+    gguf_file,
+    load_gguf,
+    load_student,
+    resolve_base_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +67,9 @@ def test_lora_finetune_and_evaluation_on_cpu(converted, tmp_path):
 
     from datasets import Dataset
 
-    from tasks.evaluate import evaluate_path, load_eval_set
-    from tasks.finetune import TrainParams, finetune
-    from tasks.student import example_messages
+    from tasks.experiments.evaluate import evaluate_path, load_eval_set
+    from tasks.experiments.finetune import TrainParams, finetune
+    from tasks.experiments.student import example_messages
 
     items = [("What is 17 plus 25?", "a = 17\nb = 25\nans = a + b", "42"),
              ("What is 9 times 8?", "a = 9\nb = 8\nans = a * b", "72"),

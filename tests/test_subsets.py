@@ -15,7 +15,7 @@ from flows.cli.main import app
 from flows.refresh import RefreshConfig, refresh
 from flows.subsets import SubsetConfig, create_subsets, subset_flow
 from tasks.errors import InputError
-from tasks.subsets import (
+from tasks.experiments.subsets import (
     STRATEGIES,
     Example,
     select_ladder,

@@ -126,7 +126,7 @@ def test_duckdb_cli_reads_the_file(warehouse_path, tmp_path):
 
 
 def test_evaluations_keep_the_abstention_scores(warehouse_path):
-    from tasks.evaluate import EvalResult
+    from tasks.experiments.evaluate import EvalResult
 
     result = EvalResult(eval_set="procedural-heldout", n=10, accuracy=0.5, exec_error_rate=0.1,
                         no_program_rate=0.0, correct=5, seconds=1.0, generate_seconds=0.8,

@@ -81,7 +81,7 @@ class Experiments:
 
     def save_evaluation(self, result: Any, *, model_ref: str, params: dict[str, Any],
                         finetune_run_id: str | None = None) -> str:
-        """Insert one evaluation (a tasks.evaluate.EvalResult); returns its id."""
+        """Insert one evaluation (a tasks.experiments.evaluate.EvalResult); returns its id."""
         created = now()
         eval_id = stable_hash("eval", model_ref, result.eval_set, result.n, params,
                               created.isoformat())

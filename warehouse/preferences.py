@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from tasks.experiments.subsets import Example
 from tasks.preferences.pairs import Group, PreferencePair
-from tasks.subsets import Example
 from tasks.types import Question, Sample
 
 from .rows import arrow_rows, to_json

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.errors import InputError
-from tasks.subsets import Example
+from tasks.experiments.subsets import Example
 
 from .rows import vectors_of as _vectors
 

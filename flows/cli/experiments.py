@@ -45,7 +45,7 @@ def subset(
     from pydantic import ValidationError
 
     from flows.subsets import SubsetConfig, subset_flow
-    from tasks.subsets import subset_params
+    from tasks.experiments.subsets import subset_params
     from warehouse import Store
 
     all_sizes = _parse_sizes(size, sizes)
@@ -97,7 +97,7 @@ def export(
     """Write a stored subset as TRL training data: HF dataset, Parquet and JSONL."""
     quiet_prefect()
     from flows.subsets import ExportConfig, export_flow
-    from tasks.export import normalize_format
+    from tasks.experiments.export import normalize_format
     from warehouse import Store
 
     try:
@@ -128,8 +128,8 @@ _ENV = {"warehouse": "DISTILLERY_WAREHOUSE"}
 
 def _check_config(config: object) -> None:
     """Before a flow starts: a wrong eval set or an uninstalled model alias is one line."""
-    from tasks.evaluate import load_eval_set
-    from tasks.student import ALIASES, gguf_file
+    from tasks.experiments.evaluate import load_eval_set
+    from tasks.experiments.student import ALIASES, gguf_file
 
     try:
         if getattr(config, "eval_n", 0):
@@ -149,7 +149,7 @@ def _echo_eval(ev: EvalResult) -> None:
 
 
 from flows.finetune import EvaluateConfig, FinetuneConfig, LadderConfig  # noqa: E402
-from tasks.evaluate import EvalResult  # noqa: E402
+from tasks.experiments.evaluate import EvalResult  # noqa: E402
 
 
 @app.command()

@@ -3,7 +3,7 @@ DPOTrainer: the policy starts from a student (an SFT model, or the tiny one in t
 frozen copy of it is the reference model.
 
 The lead wires `distillery finetune --method dpo` to `train_dpo` (flows/finetune.py and
-tasks/finetune.py are not this module's); the rows are rendered exactly as SFT rows are
+tasks/experiments/finetune.py are not this module's); the rows are rendered exactly as SFT rows are
 (tasks/preferences/export.py), so a model SFT-trained on this project's rows continues on
 the same text."""
 

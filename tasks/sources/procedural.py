@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from tasks.abstention import ABSTAIN, ABSTAIN_PROGRAM
+from tasks.experiments.abstention import ABSTAIN, ABSTAIN_PROGRAM
 from tasks.types import Question, stable_hash
 
 SPLITS = ("train", "heldout")

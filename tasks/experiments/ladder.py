@@ -11,8 +11,8 @@ from typing import Any
 def save_tiny_base(examples: Sequence[Any], out: str | Path, seed: int) -> Path:
     """Build the tiny student (tokenizer trained on these examples' rendered texts) and save
     it: every rung of a ladder starts from this same model, and it is the curve's zero."""
-    from tasks.export import example_rows
-    from tasks.student import build_tiny_student, conversation_texts
+    from tasks.experiments.export import example_rows
+    from tasks.experiments.student import build_tiny_student, conversation_texts
 
     rows = example_rows(list(examples), "prompt_completion")
     model, tokenizer = build_tiny_student(conversation_texts(rows), seed=seed)
@@ -25,7 +25,7 @@ def unverified_rows(questions: Sequence[Any], error_rate: float,
                     seed: int) -> tuple[list[dict[str, Any]], int]:
     """(prompt/completion rows, how many are wrong): the noisy teacher's programs for these
     questions, taken as they come (no execution, no check), as the unverified arm trains."""
-    from tasks.student import example_messages
+    from tasks.experiments.student import example_messages
     from tasks.teachers.noisy import NoisyTeacher
 
     made = NoisyTeacher(error_rate=error_rate, seed=seed).run(list(questions))

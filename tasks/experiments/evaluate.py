@@ -17,12 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tasks.abstention import abstention_score, is_abstention, is_unanswerable
 from tasks.answers import answers_match
 from tasks.execute import execute_programs
+from tasks.experiments.abstention import abstention_score, is_abstention, is_unanswerable
+from tasks.experiments.student import prompt_messages
 from tasks.render import extract_program
 from tasks.sources import load_questions
-from tasks.student import prompt_messages
 from tasks.types import Question
 
 EVAL_SETS_HELP = ("procedural-heldout | gsm8k:PATH | tatqa:PATH | jsonl:PATH | hf:NAME[:SPLIT] "
@@ -42,7 +42,7 @@ class EvalResult:
     questions_per_s: float = 0.0
     new_tokens: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
-    # Abstention (tasks/abstention.py): +1 right, 0 "I don't know", -1 wrong, averaged;
+    # Abstention (tasks/experiments/abstention.py): +1 right, 0 "I don't know", -1 wrong, averaged;
     # precision/recall of the abstentions against the unanswerable questions (None: none).
     abstention_score: float = 0.0
     abstained: int = 0
@@ -203,8 +203,8 @@ def evaluate_path(model_ref: str, questions: Sequence[Question], *, threads: int
     `threads` > 0 sets torch's CPU threads."""
     import torch
 
-    from tasks.finetune import device_info
-    from tasks.student import load_student
+    from tasks.experiments.finetune import device_info
+    from tasks.experiments.student import load_student
 
     device, bf16 = device_info()
     if threads and device == "cpu":

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.student import (
+from tasks.experiments.student import (
     BASE_MODEL_HELP,
     TINY,
     as_prompt_completion,
@@ -225,7 +225,7 @@ def make_trainer(dataset: Any, output_dir: str | Path, params: TrainParams,
     import torch
     from trl import SFTConfig, SFTTrainer
 
-    from tasks.student import load_student
+    from tasks.experiments.student import load_student
 
     device, bf16 = device_info()
     if params.threads and device == "cpu":
