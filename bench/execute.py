@@ -19,10 +19,8 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import _env  # noqa: E402, F401 - offline settings, the project on sys.path
 
 from bench._report import load_note, markdown_table, report  # noqa: E402
 

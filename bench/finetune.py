@@ -23,19 +23,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _env  # noqa: E402, F401 - offline settings, the project on sys.path
 
 from bench._report import markdown_table, write_section  # noqa: E402
 

@@ -19,21 +19,13 @@ Writes the `outcome` section of BENCHMARKS.md and the curve beside it (outcome_c
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-# On a loaded machine the ephemeral Prefect server takes longer than the default 20 s.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import _env  # noqa: E402, F401 - offline settings, the project on sys.path
+from _env import ROOT  # noqa: E402
 
 from bench._report import BENCHMARKS, markdown_table, write_section  # noqa: E402
 

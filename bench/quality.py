@@ -14,14 +14,11 @@ under 30 s.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
+import _env  # noqa: E402, F401 - offline settings, the project on sys.path
 import pandas as pd  # noqa: E402
 
 from bench._report import load_note, markdown_table, report  # noqa: E402

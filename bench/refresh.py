@@ -10,16 +10,10 @@ takes at most 2x their sum. The embedding model is loaded before timing both sid
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _env  # noqa: E402, F401 - offline settings, the project on sys.path
 
 from bench._report import markdown_table, report  # noqa: E402
 

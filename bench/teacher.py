@@ -27,10 +27,9 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import _env  # noqa: E402, F401 - offline settings, the project on sys.path
+from _env import ROOT  # noqa: E402
 
 from bench._report import markdown_table, report  # noqa: E402
 
@@ -179,5 +178,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    main()
+        main()

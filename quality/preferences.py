@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .context import gx_lock, quality_context
-from .validate import _name, _results, _run, _severity, _suite_stats
+from .validate import _results, _run, _suite_stats, row_failures
 
 SUITE = CHECKPOINT = "preference_pairs"
 # The columns the suite reads (tasks/preferences/stages.py builds them).
@@ -36,24 +36,6 @@ class PairValidation:
         return [(SUITE, self.success, self.statistics, self.results)]
 
 
-def _failures(validation: Any) -> dict[str, str]:
-    failed: dict[str, str] = {}
-    for res in validation.results:
-        config = res.expectation_config
-        if _severity(config) != "critical":
-            continue
-        seen: set[str] = set()
-        for entry in res.result.get("unexpected_index_list") or []:
-            pid = entry.get("pair_id") if isinstance(entry, dict) else None
-            if pid is None:
-                continue
-            if config.type == "expect_column_values_to_be_unique" and pid not in seen:
-                seen.add(pid)  # the first copy of a duplicated pair stays
-                continue
-            failed.setdefault(pid, _name(config))
-    return failed
-
-
 def validate_pairs(rows: pd.DataFrame, *, run_id: str | None = None,
                    docs_dir: str | os.PathLike[str] | None = None) -> PairValidation:
     """Run the preference_pairs checkpoint over `rows` (PAIR_COLUMNS)."""
@@ -71,7 +53,7 @@ def validate_pairs(rows: pd.DataFrame, *, run_id: str | None = None,
         if tmp is not None:
             tmp.cleanup()
     _, res = runs[SUITE]
-    failed = _failures(res)
+    failed = row_failures(res, "pair_id")
     stats = {**_suite_stats(res), "rows": len(df), "rejected": len(failed)}
     return PairValidation(failed=failed, success=not failed, statistics=stats,
                           results=_results(SUITE, res, blocking=False))

@@ -127,23 +127,23 @@ def _results(suite: str, validation: Any, *, blocking: bool) -> list[dict[str, A
     return out
 
 
-def _row_failures(suite: str, validation: Any) -> dict[str, tuple[str, str]]:
-    """question_id -> (suite, the first critical row-level expectation it failed)."""
-    failed: dict[str, tuple[str, str]] = {}
+def row_failures(validation: Any, id_column: str = "question_id") -> dict[str, str]:
+    """Row id -> the first critical row-level expectation it failed. A duplicated id keeps
+    its first copy; the others fail `expect_column_values_to_be_unique`."""
+    failed: dict[str, str] = {}
     for res in validation.results:
         config = res.expectation_config
         if _severity(config) != "critical":
             continue
         seen: set[str] = set()
         for entry in res.result.get("unexpected_index_list") or []:
-            qid = entry.get("question_id") if isinstance(entry, dict) else None
-            if qid is None:
+            row_id = entry.get(id_column) if isinstance(entry, dict) else None
+            if row_id is None:
                 continue
-            # A duplicated id: keep its first copy, reject the others.
-            if config.type == "expect_column_values_to_be_unique" and qid not in seen:
-                seen.add(qid)
+            if config.type == "expect_column_values_to_be_unique" and row_id not in seen:
+                seen.add(row_id)
                 continue
-            failed.setdefault(qid, (suite, _name(config)))
+            failed.setdefault(row_id, _name(config))
     return failed
 
 
@@ -215,8 +215,8 @@ def _validate(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime, 
     results: list[dict[str, Any]] = []
     statistics: dict[str, Any] = {"suites": {}}
     for suite, (_, res) in runs.items():
-        for qid, reason in _row_failures(suite, res).items():
-            failed.setdefault(qid, reason)
+        for qid, reason in row_failures(res).items():
+            failed.setdefault(qid, (suite, reason))
         results += _results(suite, res, blocking=False)
         statistics["suites"][suite] = _suite_stats(res)
 

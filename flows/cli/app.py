@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,6 +29,17 @@ def fail(message: str, code: int = 2) -> None:
     """One red line on stderr and exit `code` (2: bad input, 3: refused)."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
+
+
+def run_flow(flow_fn: Any, config: Any) -> Any:
+    """Run a flow for a command: Prefect kept quiet, a bad input one line (exit 2)."""
+    from tasks.errors import InputError
+
+    quiet_prefect()
+    try:
+        return flow_fn(config)
+    except InputError as exc:
+        fail(str(exc))
 
 
 def quiet_prefect() -> None:

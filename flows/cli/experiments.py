@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.app import Warehouse, app, fail, quiet_prefect
+from flows.cli.app import Warehouse, app, fail, quiet_prefect, run_flow
 from flows.cli.options import options_from
 from tasks.errors import InputError
 
@@ -157,13 +157,9 @@ from tasks.experiments.evaluate import EvalResult  # noqa: E402
               check=_check_config)
 def finetune(config: FinetuneConfig) -> None:
     """Fine-tune a student on a subset (TRL SFT, completion-only loss) and evaluate it."""
-    quiet_prefect()
     from flows.finetune import finetune_flow
 
-    try:
-        out = finetune_flow(config)
-    except InputError as exc:
-        fail(str(exc))
+    out = run_flow(finetune_flow, config)
     t = out.train
     typer.echo(f"run {out.run_id}: subset {out.subset_id} ({out.size} examples), "
                f"{t.steps} steps in {t.train_seconds:.1f}s on {t.device}, "
@@ -180,13 +176,9 @@ def finetune(config: FinetuneConfig) -> None:
               envvars=_ENV, check=_check_config)
 def evaluate(config: EvaluateConfig) -> None:
     """Evaluate a model: it writes programs, the sandbox runs them, answers are compared."""
-    quiet_prefect()
     from flows.finetune import evaluate_flow
 
-    try:
-        out = evaluate_flow(config)
-    except InputError as exc:
-        fail(str(exc))
+    out = run_flow(evaluate_flow, config)
     typer.echo(f"evaluation {out.eval_id} of {out.model}"
                + (f" (run {out.finetune_run_id})" if out.finetune_run_id else ""))
     _echo_eval(out.result)
@@ -203,13 +195,9 @@ def ladder(config: LadderConfig) -> None:
     """Learning curves: one model per nested subset size and strategy (and an unverified
     arm), the same training settings for every rung, the base model as the zero point;
     writes curve.png and Prefect artifacts."""
-    quiet_prefect()
     from flows.finetune import ladder_flow
 
-    try:
-        out = ladder_flow(config)
-    except InputError as exc:
-        fail(str(exc))
+    out = run_flow(ladder_flow, config)
     budget = (f"{config.max_steps} steps" if config.max_steps
               else f"{config.epochs:g} epochs")
     typer.echo(f"ladder {out.ladder_id}: {out.base_model}, {budget} per size, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli.app import app, fail, quiet_prefect
+from flows.cli.app import app, run_flow
 from flows.cli.options import options_from
 from flows.preferences import DPOFlowConfig, PreferencesConfig
 from warehouse.connection import resolve_path
@@ -24,10 +24,9 @@ def _check(config: PreferencesConfig) -> None:
 def preferences(config: PreferencesConfig) -> None:
     """Distinct-solution sets (RFT), outcome and step preference pairs, verifier labels;
     with --out, export them (TRL preference and KTO rows, SFT rows, verifier rows)."""
-    quiet_prefect()
     from flows.preferences import preferences as preferences_flow
 
-    out = preferences_flow(config)
+    out = run_flow(preferences_flow, config)
     typer.echo(f"run {out.run_id}: "
                + ", ".join(f"{k}={v}" for k, v in {**out.counts, **out.tables}.items()))
     for name, made in out.exports.items():
@@ -40,14 +39,9 @@ def preferences(config: PreferencesConfig) -> None:
               envvars={"warehouse": "DISTILLERY_WAREHOUSE"})
 def dpo(config: DPOFlowConfig) -> None:
     """DPO (TRL DPOTrainer) on exported preference pairs, from an SFT model or the tiny one."""
-    quiet_prefect()
     from flows.preferences import dpo_flow
-    from tasks.errors import InputError
 
-    try:
-        out = dpo_flow(config)
-    except InputError as exc:
-        fail(str(exc))
+    out = run_flow(dpo_flow, config)
     r = out.result
     typer.echo(f"run {out.run_id}: {out.n_pairs} pairs, {r['steps']} steps, loss "
                f"{r['first_loss']:.3f} -> {r['final_loss']:.3f}, reward accuracy "
