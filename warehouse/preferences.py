@@ -15,23 +15,15 @@ from tasks.experiments.subsets import Example
 from tasks.preferences.pairs import Group, PreferencePair
 from tasks.types import Question, Sample
 
-from .rows import arrow_rows, to_json
+from .rows import arrow_rows, attr_columns, to_json
 
 if TYPE_CHECKING:
     from .store import Store
 
 _PAIR_COLUMNS = {
-    "pair_id": (lambda p: p.pair_id, None),
-    "pair_type": (lambda p: p.pair_type, None),
-    "question_id": (lambda p: p.question_id, None),
-    "chosen_sample_id": (lambda p: p.chosen_sample_id, None),
-    "rejected_sample_id": (lambda p: p.rejected_sample_id, None),
-    "prompt": (lambda p: p.prompt, None),
-    "prefix": (lambda p: p.prefix, pa.string()),
-    "chosen": (lambda p: p.chosen, None),
-    "rejected": (lambda p: p.rejected, None),
-    "step": (lambda p: p.step, pa.int32()),
-    "rule": (lambda p: p.rule, None),
+    **attr_columns("pair_id", "pair_type", "question_id", "chosen_sample_id",
+                   "rejected_sample_id", "prompt", "prefix", "chosen", "rejected", "step",
+                   "rule", prefix=pa.string(), step=pa.int32()),
     "meta": (lambda p: to_json(p.meta), pa.string()),
 }
 

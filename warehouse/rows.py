@@ -29,6 +29,15 @@ def arrow_rows(records: Sequence[Any], columns: dict[str, tuple[Callable[[Any], 
                      for name, (get, typ) in columns.items()})
 
 
+def attr_columns(*names: str, **types: pa.DataType) -> dict[str, tuple[Callable[[Any], Any],
+                                                                      pa.DataType | None]]:
+    """Columns read straight off record attributes, for `arrow_rows`: names in order, an
+    Arrow type where one is needed (nullable or narrow columns)."""
+    from operator import attrgetter
+
+    return {name: (attrgetter(name), types.get(name)) for name in names}
+
+
 def vectors_of(column: pa.ChunkedArray) -> np.ndarray:
     """A list<float> column as an (n, d) float32 matrix."""
     if len(column) == 0:

@@ -22,6 +22,7 @@ from .preferences import Preferences, insert_pairs, replace_solution_sets
 from .quality import Quality
 from .rows import (
     arrow_rows,
+    attr_columns,
     insert_rejections,
     insert_validation,
     now,
@@ -284,35 +285,24 @@ class Store:
 
 
 _SAMPLE_COLUMNS = {
-    "sample_id": (lambda s: s.sample_id, None),
-    "question_id": (lambda s: s.question_id, None),
-    "teacher": (lambda s: s.teacher, None),
-    "model": (lambda s: s.model, None),
-    "prompt_version": (lambda s: s.prompt_version, None),
+    **attr_columns("sample_id", "question_id", "teacher", "model", "prompt_version"),
     "sample_idx": (lambda s: s.sample_idx, pa.int32()),
     "gen_params": (lambda s: to_json(s.gen_params), None),
-    "raw": (lambda s: s.raw, pa.string()),
-    "program": (lambda s: s.program, pa.string()),
-    "exec_status": (lambda s: s.exec_status, pa.string()),
-    "exec_error": (lambda s: s.exec_error, pa.string()),
-    "predicted": (lambda s: s.predicted, pa.string()),
-    "correct": (lambda s: s.correct, pa.bool_()),
-    "tokens_in": (lambda s: s.tokens_in, pa.int32()),
-    "tokens_out": (lambda s: s.tokens_out, pa.int32()),
-    "cost_usd": (lambda s: s.cost_usd, pa.float64()),
-    "latency_ms": (lambda s: s.latency_ms, pa.float64()),
+    **attr_columns("raw", "program", "exec_status", "exec_error", "predicted", "correct",
+                   "tokens_in", "tokens_out", "cost_usd", "latency_ms",
+                   raw=pa.string(), program=pa.string(), exec_status=pa.string(),
+                   exec_error=pa.string(), predicted=pa.string(), correct=pa.bool_(),
+                   tokens_in=pa.int32(), tokens_out=pa.int32(), cost_usd=pa.float64(),
+                   latency_ms=pa.float64()),
     "meta": (lambda s: to_json(s.meta) if s.meta else None, pa.string()),
 }
 
 _QUESTION_COLUMNS = {
-    "question_id": (lambda q: q.question_id, None),
-    "text": (lambda q: q.text, None),
+    **attr_columns("question_id", "text"),
     "context": (lambda q: q.context or "", None),
-    "source": (lambda q: q.source, None),
-    "source_id": (lambda q: q.source_id, pa.string()),
-    "gold_answer": (lambda q: q.gold_answer, pa.string()),
-    "gold_program": (lambda q: q.gold_program, pa.string()),
-    "difficulty": (lambda q: q.difficulty, pa.int32()),
+    **attr_columns("source", "source_id", "gold_answer", "gold_program", "difficulty",
+                   source_id=pa.string(), gold_answer=pa.string(), gold_program=pa.string(),
+                   difficulty=pa.int32()),
     "meta": (lambda q: to_json(q.meta), None),
     "text_key": (lambda q: text_key(q.text), None),
 }
