@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.stage import StageResult
-from tasks.types import Question, Rejection, Sample, stable_hash, text_key
+from tasks.types import Question, Sample, stable_hash, text_key
 
 from .connection import connect, resolve_path, write
 from .experiments import Experiments
@@ -178,10 +178,6 @@ class Store:
         return len(vectors)
 
     # ------------------------------------------------------- stage writes
-    def save_rejections(self, run_id: str, rejections: Sequence[Rejection]) -> None:
-        with self.write() as con:
-            insert_rejections(con, run_id, rejections)
-
     def save_stage(self, run_id: str, result: StageResult[Any]) -> None:
         """Everything one stage decided, in one transaction: its records (see
         tasks/stage.py) and its rejections. A question therefore never lands without its
