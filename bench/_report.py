@@ -3,6 +3,7 @@ BENCHMARKS.md (each section starts with '## <name>' and runs to the next '## ').
 
 from __future__ import annotations
 
+import fcntl
 import platform
 import re
 from datetime import UTC, datetime
@@ -40,6 +41,15 @@ def write_section(name: str, command: str, body: str) -> None:
     section = (f"## {name}\n\nCommand: `{command}`  \nMeasured {stamp} on "
                f"{platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}.\n\n"
                f"{body.strip()}\n\n")
+    # Two bench processes may write their sections at the same moment.
+    lock_path = BENCHMARKS.parent / "bench" / "out" / ".benchmarks.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _replace_section(name, section)
+
+
+def _replace_section(name: str, section: str) -> None:
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else (
         "# Benchmarks\n\nEach section is written by the bench script it names; ratios are "
         "against a raw baseline measured in the same run.\n\n")

@@ -19,6 +19,7 @@ Writes the `outcome` section of BENCHMARKS.md and the curve beside it (outcome_c
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -56,7 +57,8 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.out = ROOT / "bench" / "out" / "outcome"
+        # The two parts may run side by side (one core each), each on its own warehouse.
+        self.out = ROOT / "bench" / "out" / ("outcome-arms" if args.part == "arms" else "outcome")
         self.verified = self.out / "verified.duckdb"
         self.sizes = [int(s) for s in args.sizes.split(",")]
         self.mid = self.sizes[1] if len(self.sizes) > 1 else self.sizes[0]
@@ -80,7 +82,19 @@ class Bench:
         fn()  # type: ignore[operator]
         self.times[name] = time.perf_counter() - t
         _log(f"done {name} in {self.times[name] / 60:.1f} min")
+        self.save()
         self.write()
+
+    def save(self) -> None:
+        """This part's rows, for the other part's report (the arms compare with the curve's
+        random rung at the middle size)."""
+        (self.out / "results.json").write_text(json.dumps(
+            {"rows": self.rows, "arms": self.arms, "gsm": self.gsm, "times": self.times}))
+
+    def other(self) -> dict:
+        other = ROOT / "bench" / "out" / ("outcome" if self.args.part == "arms"
+                                          else "outcome-arms") / "results.json"
+        return json.loads(other.read_text()) if other.exists() else {}
 
     def refresh(self) -> None:
         from flows.refresh import RefreshConfig, refresh
@@ -137,13 +151,19 @@ class Bench:
             ylabel="accuracy on procedural-heldout")
 
     def write(self) -> None:
+        if self.args.part == "arms":
+            # The curve's random rung at the middle size is this part's reference row.
+            self.rows = [r for r in self.other().get("rows", []) if r["examples"] == self.mid]
+        elif self.args.part == "curve":
+            self.arms = self.other().get("arms", [])
         self._plot()
         text = section(self)
         print(text, flush=True)
         if not self.args.no_write:
-            shutil.copyfile(self.curve_png, BENCHMARKS.parent / "outcome_curve.png")
-            write_section("outcome", "python bench/outcome.py " + " ".join(sys.argv[1:]),
-                          text)
+            name = "outcome arms" if self.args.part == "arms" else "outcome"
+            if self.args.part != "arms":
+                shutil.copyfile(self.curve_png, BENCHMARKS.parent / "outcome_curve.png")
+            write_section(name, "python bench/outcome.py " + " ".join(sys.argv[1:]), text)
 
 
 def _row(r: dict) -> list[object]:
@@ -166,7 +186,7 @@ def section(b: Bench) -> str:
         "training run and one evaluation (no repeats: differences of a few points are "
         "within noise at this n).", "",
         "![learning curve](outcome_curve.png)", ""]
-    if b.rows:
+    if b.rows and args.part != "arms":
         base = b.rows[0]
         top = max(b.rows, key=lambda r: r["examples"])
         lines += ["**Learning curve** (random subsets):", "",
@@ -268,6 +288,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-new-tokens", type=int, default=150)
+    ap.add_argument("--part", choices=("all", "curve", "arms"), default="all",
+                    help="curve: refresh, base, the sizes and GSM8K; arms: the curation and "
+                    "selection arms at the middle size (own warehouse); run the two side by "
+                    "side on a 2-core machine, one torch thread each")
     ap.add_argument("--deadline", default="", help="HH:MM (UTC): start no stage after it")
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     args = ap.parse_args()
@@ -286,21 +310,25 @@ def main() -> None:
         return
     b = Bench(args)
     sizes = b.sizes
+    curve, arms = args.part in ("all", "curve"), args.part in ("all", "arms")
     b.stage("refresh", b.refresh)
     # One rung per stage, so that a run cut short still reports every rung it finished.
-    b.stage(f"curve {sizes[0]}", lambda: b.ladder(sizes[:1], True))
-    if len(sizes) > 1:
-        b.stage(f"curve {sizes[1]}", lambda: b.ladder(sizes[1:2], False))
-    b.stage(f"unverified {b.mid}", lambda: b.finetune(
-        f"unverified ({args.noise:.0%} wrong)", b.verified, unverified_rate=args.noise))
-    b.stage(f"no semantic dedup {b.mid}", b.nodedup)
-    for strategy in [s for s in args.selection.split(",") if s]:
-        b.stage(f"{strategy} {b.mid}", lambda s=strategy: b.finetune(s, b.verified,
-                                                                    strategy=s))
-    for size in sizes[2:]:
-        b.stage(f"curve {size}", lambda size=size: b.ladder([size], False))
-    if args.gsm8k_n:
-        b.stage("gsm8k", b.gsm8k)
+    if curve:
+        b.stage(f"curve {sizes[0]}", lambda: b.ladder(sizes[:1], True))
+        if len(sizes) > 1:
+            b.stage(f"curve {sizes[1]}", lambda: b.ladder(sizes[1:2], False))
+    if arms:
+        b.stage(f"unverified {b.mid}", lambda: b.finetune(
+            f"unverified ({args.noise:.0%} wrong)", b.verified, unverified_rate=args.noise))
+        b.stage(f"no semantic dedup {b.mid}", b.nodedup)
+        for strategy in [s for s in args.selection.split(",") if s]:
+            b.stage(f"{strategy} {b.mid}", lambda s=strategy: b.finetune(s, b.verified,
+                                                                        strategy=s))
+    if curve:
+        for size in sizes[2:]:
+            b.stage(f"curve {size}", lambda size=size: b.ladder([size], False))
+        if args.gsm8k_n:
+            b.stage("gsm8k", b.gsm8k)
     b.write()
 
 
