@@ -15,5 +15,6 @@ for key, value in {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
 }.items():
     os.environ.setdefault(key, value)
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# The project root goes first even when PYTHONPATH already names it: the script's own folder
+# (sys.path[0]) holds bench/quality.py, which would shadow the `quality` package.
+sys.path[:] = [str(ROOT), *(p for p in sys.path if p != str(ROOT))]
