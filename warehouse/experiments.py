@@ -8,17 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from tasks.types import stable_hash
 
-from .rows import now, to_json
+from .rows import Facet, now, to_json
 
 if TYPE_CHECKING:
-    from .store import Store
+    pass
 
 
-class Experiments:
+class Experiments(Facet):
     """Fine-tuning runs and evaluations (`store.experiments`)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
 
     def start_finetune_run(self, run_id: str, *, subset_id: str | None,
                            snapshot_id: int | None, base_model: str, params: dict[str, Any],

@@ -22,7 +22,7 @@ import pyarrow as pa
 from tasks.llm.client import LLMCall
 
 from .connection import connect, resolve_path, write
-from .rows import to_json
+from .rows import filtered, insert_arrow, to_json
 
 _STOP = object()
 
@@ -133,9 +133,7 @@ class LLMStore:
                         "limit_now": pa.array([r[1] for r in rows], type=pa.float64()),
                         "in_flight": pa.array([r[2] for r in rows], type=pa.int32())})
         with write(self.path) as con:
-            con.register("lim_new", tbl)
-            con.execute("INSERT INTO llm_limits (run_id, purpose, t_s, limit_now, in_flight) "
-                        "SELECT ?, ?, t_s, limit_now, in_flight FROM lim_new", [run_id, purpose])
+            insert_arrow(con, "llm_limits", tbl, ignore=False, run_id=run_id, purpose=purpose)
 
     def limits(self, run_id: str) -> list[tuple[str, float, float, int]]:
         """(purpose, t_s, limit, in_flight) of a run, in time order."""
@@ -157,11 +155,8 @@ class LLMStore:
                "sum(l.tokens_out) AS tokens_out, round(sum(l.cost_usd), 6) AS cost_usd, "
                "min(r.started_at) AS started_at "
                "FROM llm_requests l LEFT JOIN runs r ON r.run_id = l.run_id")
-        params: list[Any] = []
-        if run_id:
-            sql += " WHERE l.run_id = ?"
-            params.append(run_id)
-        sql += " GROUP BY ALL ORDER BY started_at DESC NULLS LAST, cost_usd DESC"
+        sql, params = filtered(sql, {"l.run_id": run_id},
+                               "GROUP BY ALL ORDER BY started_at DESC NULLS LAST, cost_usd DESC")
         with connect(self.path) as con:
             cur = con.execute(sql, params)
             return [d[0] for d in cur.description], cur.fetchall()
@@ -209,9 +204,7 @@ class LLMStore:
 
 def insert_selections(con: Any, run_id: str, rows: Sequence[dict[str, Any]]) -> None:
     """Ranked choices among K samples per question (rank 0 is published)."""
-    if not rows:
-        return
-    con.register("sel_new", pa.table({
+    insert_arrow(con, "selections", pa.table({
         "question_id": [r["question_id"] for r in rows],
         "sample_id": [r["sample_id"] for r in rows],
         "rank": pa.array([r["rank"] for r in rows], type=pa.int32()),
@@ -219,22 +212,15 @@ def insert_selections(con: Any, run_id: str, rows: Sequence[dict[str, Any]]) -> 
         "agreement": pa.array([r.get("agreement") for r in rows], type=pa.float64()),
         "votes": pa.array([r.get("votes") for r in rows], type=pa.int32()),
         "n_samples": pa.array([r.get("n_samples") for r in rows], type=pa.int32()),
-    }))
-    con.execute("INSERT OR IGNORE INTO selections (question_id, sample_id, rank, method, "
-                "agreement, votes, n_samples, run_id) SELECT question_id, sample_id, "
-                "rank, method, agreement, votes, n_samples, ? FROM sel_new", [run_id])
+    }), run_id=run_id)
 
 
 def insert_judgments(con: Any, run_id: str, model: str,
                      rows: Sequence[tuple[str, bool | None, str]]) -> None:
-    if not rows:
-        return
-    con.register("j_new", pa.table({"item_id": [r[0] for r in rows],
-                                    "solvable": pa.array([r[1] for r in rows],
-                                                         type=pa.bool_()),
-                                    "reason": [r[2][:2000] for r in rows]}))
-    con.execute("INSERT OR IGNORE INTO judgments (item_id, model, solvable, reason, "
-                "run_id) SELECT item_id, ?, solvable, reason, ? FROM j_new", [model, run_id])
+    insert_arrow(con, "judgments", pa.table({
+        "item_id": [r[0] for r in rows],
+        "solvable": pa.array([r[1] for r in rows], type=pa.bool_()),
+        "reason": [r[2][:2000] for r in rows]}), model=model, run_id=run_id)
 
 
 def _insert_calls(con: Any, calls: Sequence[LLMCall]) -> None:
@@ -253,21 +239,11 @@ def _insert_calls(con: Any, calls: Sequence[LLMCall]) -> None:
         "cost_usd": pa.array([c.cost_usd for c in calls], type=pa.float64()),
         "latency_ms": pa.array([c.latency_ms for c in calls], type=pa.float64()),
     })
-    if ok:
-        cache = pa.table({"key": [c.key for c in ok],
-                          "request": [to_json(c.request) for c in ok],
-                          "response": [to_json(c.response) for c in ok]})
-        con.register("cache_new", cache)
-        con.execute("INSERT OR IGNORE INTO llm_cache (key, request, response) "
-                    "SELECT key, request, response FROM cache_new")
-        con.unregister("cache_new")
-    con.register("log_new", log)
-    con.execute(
-        "INSERT INTO llm_requests (key, run_id, model, purpose, via, status, error, "
-        "attempts, tokens_in, tokens_out, cost_usd, latency_ms) SELECT key, run_id, "
-        "model, purpose, via, status, error, attempts, tokens_in, tokens_out, "
-        "cost_usd, latency_ms FROM log_new")
-    con.unregister("log_new")
+    insert_arrow(con, "llm_cache", pa.table({
+        "key": [c.key for c in ok],
+        "request": pa.array([to_json(c.request) for c in ok], type=pa.string()),
+        "response": pa.array([to_json(c.response) for c in ok], type=pa.string())}))
+    insert_arrow(con, "llm_requests", log, ignore=False)
 
 
 def _commit(con: Any, calls: Sequence[LLMCall]) -> None:

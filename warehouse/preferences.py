@@ -15,10 +15,10 @@ from tasks.experiments.subsets import Example
 from tasks.preferences.pairs import Group, PreferencePair
 from tasks.types import Question, Sample
 
-from .rows import arrow_rows, attr_columns, to_json
+from .rows import Facet, arrow_rows, attr_columns, filtered, insert_arrow, to_json
 
 if TYPE_CHECKING:
-    from .store import Store
+    pass
 
 _PAIR_COLUMNS = {
     **attr_columns("pair_id", "pair_type", "question_id", "chosen_sample_id",
@@ -34,11 +34,8 @@ _SAMPLE_FIELDS = ("sample_id", "question_id", "teacher", "model", "prompt_versio
                   "predicted", "correct", "meta")
 
 
-class Preferences:
+class Preferences(Facet):
     """What the preferences flow reads and writes (`store.preferences`)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
 
     # ------------------------------------------------------------------ read
     def groups(self, limit: int | None = None) -> list[Group]:
@@ -74,11 +71,8 @@ class Preferences:
                "p.rejected_sample_id, p.prompt, p.prefix, p.chosen, p.rejected, p.step, "
                "p.rule, q.source, q.meta ->> 'kind' AS kind FROM preference_pairs p "
                "JOIN questions q USING (question_id)")
-        params: list[Any] = []
-        if pair_type:
-            sql += " WHERE p.pair_type = ?"
-            params.append(pair_type)
-        cols, rows = self.store.query(sql + " ORDER BY p.pair_id", params)
+        cols, rows = self.store.query(*filtered(sql, {"p.pair_type": pair_type},
+                                                "ORDER BY p.pair_id"))
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     def solution_examples(self) -> list[Example]:
@@ -121,21 +115,13 @@ def replace_solution_sets(con: Any, run_id: str, question_ids: Sequence[str],
         con.register("ss_seen", pa.table({"question_id": list(question_ids)}))
         con.execute("DELETE FROM solution_sets WHERE question_id IN "
                     "(SELECT question_id FROM ss_seen)")
-    if rows:
-        con.register("ss_new", pa.table({
-            "question_id": [r["question_id"] for r in rows],
-            "sample_id": [r["sample_id"] for r in rows],
-            "rank": pa.array([r["rank"] for r in rows], type=pa.int32()),
-            "signature": [r["signature"] for r in rows]}))
-        con.execute("INSERT INTO solution_sets (question_id, sample_id, rank, signature, "
-                    "run_id) SELECT question_id, sample_id, rank, signature, ? FROM ss_new",
-                    [run_id])
+    insert_arrow(con, "solution_sets", pa.table({
+        "question_id": pa.array([r["question_id"] for r in rows], type=pa.string()),
+        "sample_id": pa.array([r["sample_id"] for r in rows], type=pa.string()),
+        "rank": pa.array([r["rank"] for r in rows], type=pa.int32()),
+        "signature": pa.array([r["signature"] for r in rows], type=pa.string())}),
+        ignore=False, run_id=run_id)
 
 
 def insert_pairs(con: Any, run_id: str, pairs: Sequence[PreferencePair]) -> None:
-    if not pairs:
-        return
-    con.register("p_new", arrow_rows(pairs, _PAIR_COLUMNS))
-    cols = ", ".join(_PAIR_COLUMNS)
-    con.execute(f"INSERT OR IGNORE INTO preference_pairs ({cols}, run_id) SELECT {cols}, ? "
-                "FROM p_new", [run_id])
+    insert_arrow(con, "preference_pairs", arrow_rows(pairs, _PAIR_COLUMNS), run_id=run_id)

@@ -7,21 +7,19 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from .rows import Facet
+
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .store import Store
 
 # The columns validate_candidates reads, in the curated view's names.
 REFERENCE_COLUMNS = ("question_id", "question", "context", "program", "answer", "gold_answer",
                      "kind", "difficulty", "source")
 
 
-class Quality:
+class Quality(Facet):
     """What the quality stage reads back (`store.quality`)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
 
     def curated_reference(self) -> pd.DataFrame | None:
         """The current snapshot's examples (the drift suite's reference), or None when

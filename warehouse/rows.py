@@ -5,10 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+class Facet:
+    """One concern of the warehouse (subsets, experiments, ...) over a Store's connections:
+    `Store(path).subsets.save_subset(...)`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
 
 def to_json(value: Any) -> str:
@@ -47,22 +58,45 @@ def vectors_of(column: pa.ChunkedArray) -> np.ndarray:
     return flat.reshape(len(arr), -1)
 
 
-def insert_rejections(con: Any, run_id: str, rejections: Iterable[Any]) -> None:
-    rows = list(rejections)
-    if not rows:
+def vectors_by(tbl: pa.Table, key: str) -> dict[str, np.ndarray]:
+    """{key: vector} from an Arrow table with a `key` column and a `vector` column."""
+    vecs = vectors_of(tbl.column("vector"))
+    return dict(zip(tbl.column(key).to_pylist(), vecs, strict=True))
+
+
+def insert_arrow(con: Any, table: str, rows: pa.Table, *, ignore: bool = True,
+                 **fixed: Any) -> None:
+    """The one INSERT path of the warehouse: every row of an Arrow table into `table`, its
+    columns by name, plus `fixed` values shared by all rows (run_id, model, ...).
+    Insert-or-ignore by default: rows are content-addressed, so a rerun adds nothing."""
+    if rows.num_rows == 0:
         return
-    tbl = pa.table({
-        "item_id": [r.item_id for r in rows],
-        "stage": [r.stage for r in rows],
-        "reason": [r.reason for r in rows],
-        "detail": [r.detail[:2000] for r in rows],
-    })
-    con.register("rej_new", tbl)
-    con.execute(
-        "INSERT OR IGNORE INTO rejections (item_id, stage, reason, detail, run_id) "
-        "SELECT item_id, stage, reason, detail, ? FROM rej_new",
-        [run_id],
-    )
+    view = f"new_{table}"
+    con.register(view, rows)
+    cols = ", ".join([*rows.column_names, *fixed])
+    values = ", ".join([*rows.column_names, *("?" * len(fixed))])
+    con.execute(f"INSERT {'OR IGNORE ' if ignore else ''}INTO {table} ({cols}) "
+                f"SELECT {values} FROM {view}", list(fixed.values()))
+    con.unregister(view)
+
+
+def filtered(sql: str, filters: dict[str, Any], tail: str = ""
+             ) -> tuple[str, list[Any]]:
+    """`sql` with a WHERE for each filter that is set ({column: value or None}), then
+    `tail` (GROUP BY / ORDER BY): the query text and its parameters."""
+    where = {col: v for col, v in filters.items() if v is not None and v != ""}
+    if where:
+        sql += " WHERE " + " AND ".join(f"{col} = ?" for col in where)
+    return f"{sql} {tail}".rstrip(), list(where.values())
+
+
+_REJECTION_COLUMNS = attr_columns("item_id", "stage", "reason")
+_REJECTION_COLUMNS["detail"] = (lambda r: r.detail[:2000], None)
+
+
+def insert_rejections(con: Any, run_id: str, rejections: Iterable[Any]) -> None:
+    insert_arrow(con, "rejections", arrow_rows(list(rejections), _REJECTION_COLUMNS),
+                 run_id=run_id)
 
 
 def insert_validation(con: Any, run_id: str, suite: str, success: bool,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -23,10 +22,13 @@ from .quality import Quality
 from .rows import (
     arrow_rows,
     attr_columns,
+    filtered,
+    insert_arrow,
     insert_rejections,
     insert_validation,
     now,
     to_json,
+    vectors_by,
     vectors_of,
 )
 from .subsets import Subsets
@@ -37,32 +39,17 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = resolve_path(path)
-
-    # Facets: one per concern, each a small class over the same connection discipline.
-    @cached_property
-    def llm(self) -> LLMStore:
-        """The LLM tables: response cache, request log, batches, judgments, selections."""
-        return LLMStore(self.path)
-
-    @cached_property
-    def subsets(self) -> Subsets:
-        """Snapshots' examples, stored embeddings by question, subsets."""
-        return Subsets(self)
-
-    @cached_property
-    def experiments(self) -> Experiments:
-        """Fine-tuning runs and evaluations."""
-        return Experiments(self)
-
-    @cached_property
-    def quality(self) -> Quality:
-        """The current snapshot as the drift reference; validations of a run."""
-        return Quality(self)
-
-    @cached_property
-    def preferences(self) -> Preferences:
-        """Distinct-solution sets, preference pairs, verifier labels (flows/preferences.py)."""
-        return Preferences(self)
+        # Facets, one per concern, each over this store's connections (building one is free).
+        #: The LLM tables: response cache, request log, batches, judgments, selections.
+        self.llm = LLMStore(self.path)
+        #: Snapshots' examples, stored embeddings by question, subsets.
+        self.subsets = Subsets(self)
+        #: Fine-tuning runs and evaluations.
+        self.experiments = Experiments(self)
+        #: The current snapshot as the drift reference; validations of a run.
+        self.quality = Quality(self)
+        #: Distinct-solution sets, preference pairs, verifier labels (flows/preferences.py).
+        self.preferences = Preferences(self)
 
     def connect(self):  # noqa: ANN201 - context manager of a duckdb connection
         return connect(self.path)
@@ -167,8 +154,7 @@ class Store:
                 "WHERE e.model = ?",
                 params=[model],
             ).to_arrow_table()
-        vecs = vectors_of(tbl.column("vector"))
-        return dict(zip(tbl.column("item_id").to_pylist(), vecs, strict=True))
+        return vectors_by(tbl, "item_id")
 
     def save_embeddings(self, vectors: dict[str, np.ndarray], model: str) -> int:
         """Insert-or-ignore vectors keyed by text_key; returns how many were offered."""
@@ -232,12 +218,9 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?)",
                 [snapshot_id, run_id, latest[0] if latest else None, len(items), content],
             )
-            tbl = pa.table({"question_id": list(items), "sample_id": list(items.values())})
-            con.register("items_new", tbl)
-            con.execute(
-                "INSERT INTO snapshot_items SELECT ?, question_id, sample_id FROM items_new",
-                [snapshot_id],
-            )
+            insert_arrow(con, "snapshot_items", pa.table({
+                "question_id": list(items), "sample_id": list(items.values())}),
+                ignore=False, snapshot_id=snapshot_id)
             return int(snapshot_id)
 
     # ------------------------------------------------------------ browsing
@@ -264,13 +247,8 @@ class Store:
             return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
     def rejection_reasons(self, run_id: str | None = None) -> list[tuple[str, str, int]]:
-        sql = "SELECT stage, reason, count(*) AS n FROM rejections"
-        params: list[Any] = []
-        if run_id:
-            sql += " WHERE run_id = ?"
-            params.append(run_id)
-        sql += " GROUP BY 1, 2 ORDER BY n DESC, 1, 2"
-        return self.query(sql, params)[1]
+        return self.query(*filtered("SELECT stage, reason, count(*) AS n FROM rejections",
+                                    {"run_id": run_id}, "GROUP BY 1, 2 ORDER BY n DESC, 1, 2"))[1]
 
     def recent_runs(self, limit: int = 5) -> tuple[list[str], list[tuple[Any, ...]]]:
         return self.query(
@@ -305,36 +283,21 @@ _QUESTION_COLUMNS = {
 
 
 def _insert_questions(con: Any, run_id: str, questions: Sequence[Question]) -> None:
-    if not questions:
-        return
-    con.register("q_new", arrow_rows(questions, _QUESTION_COLUMNS))
-    cols = ", ".join(_QUESTION_COLUMNS)
-    con.execute(f"INSERT OR IGNORE INTO questions ({cols}, run_id) SELECT {cols}, ? "
-                "FROM q_new", [run_id])
+    insert_arrow(con, "questions", arrow_rows(questions, _QUESTION_COLUMNS), run_id=run_id)
 
 
 def _insert_samples(con: Any, run_id: str, samples: Sequence[Sample]) -> None:
-    if not samples:
-        return
-    con.register("s_new", arrow_rows(samples, _SAMPLE_COLUMNS))
-    cols = ", ".join(_SAMPLE_COLUMNS)
-    con.execute(f"INSERT OR IGNORE INTO samples ({cols}, run_id) SELECT {cols}, ? FROM s_new",
-                [run_id])
+    insert_arrow(con, "samples", arrow_rows(samples, _SAMPLE_COLUMNS), run_id=run_id)
 
 
 def _insert_dedup(con: Any, run_id: str,
                   rows: Sequence[tuple[str, str, float, str]]) -> None:
-    if not rows:
-        return
-    con.register("d_new", pa.table({
+    insert_arrow(con, "dedup", pa.table({
         "item_id": [r[0] for r in rows],
         "representative_id": [r[1] for r in rows],
         "similarity": pa.array([float(r[2]) for r in rows], type=pa.float64()),
         "method": [r[3] for r in rows],
-    }))
-    con.execute("INSERT OR IGNORE INTO dedup (item_id, representative_id, similarity, "
-                "method, run_id) SELECT item_id, representative_id, similarity, method, ? "
-                "FROM d_new", [run_id])
+    }), run_id=run_id)
 
 
 
@@ -348,17 +311,12 @@ def _group_judgments(rows: Iterable[tuple[Any, ...]]
 
 
 def _insert_embeddings(con: Any, vectors: dict[str, np.ndarray], model: str) -> None:
-    if not vectors:
-        return
     keys = list(vectors)
-    tbl = pa.table({
+    insert_arrow(con, "embeddings", pa.table({
         "item_id": keys,
         "vector": pa.array([np.asarray(vectors[k], dtype=np.float32) for k in keys],
                            type=pa.list_(pa.float32())),
-    })
-    con.register("e_new", tbl)
-    con.execute("INSERT OR IGNORE INTO embeddings (item_id, model, vector) "
-                "SELECT item_id, ?, vector FROM e_new", [model])
+    }), model=model)
 
 
 

@@ -17,10 +17,10 @@ import pyarrow as pa
 from tasks.errors import InputError
 from tasks.experiments.subsets import Example
 
-from .rows import vectors_of as _vectors
+from .rows import Facet, filtered, insert_arrow, vectors_by
 
 if TYPE_CHECKING:
-    from .store import Store
+    pass
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,8 @@ def _info(row: tuple[Any, ...]) -> SubsetInfo:
                       parent_subset_id=row[6], created_at=row[7])
 
 
-class Subsets:
+class Subsets(Facet):
     """Snapshots' examples and the subsets drawn from them (`store.subsets`)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
 
     def latest_snapshot_id(self) -> int | None:
         with self.store.connect() as con:
@@ -119,8 +116,7 @@ class Subsets:
                 "ORDER BY q.question_id",
                 params=[model],
             ).to_arrow_table()
-        vecs = _vectors(tbl.column("vector"))
-        return dict(zip(tbl.column("question_id").to_pylist(), vecs, strict=True))
+        return vectors_by(tbl, "question_id")
 
     def save_subset(self, info: SubsetInfo, items: Sequence[tuple[str, str]]) -> bool:
         """Store a subset and its items ((question_id, sample_id) in rank order).
@@ -149,9 +145,7 @@ class Subsets:
                 [info.subset_id, info.snapshot_id, info.strategy, info.size, info.seed,
                  json.dumps(info.params, sort_keys=True), info.parent_subset_id],
             )
-            con.register("items_new", tbl)
-            con.execute("INSERT INTO subset_items (subset_id, question_id, sample_id, rank) "
-                        "SELECT ?, question_id, sample_id, rank FROM items_new", [info.subset_id])
+            insert_arrow(con, "subset_items", tbl, ignore=False, subset_id=info.subset_id)
         return True
 
     def load_subset(self, subset_id: str) -> SubsetInfo:
@@ -178,12 +172,9 @@ class Subsets:
         return _examples(rows)
 
     def list_subsets(self, snapshot_id: int | None = None) -> list[SubsetInfo]:
-        sql = f"SELECT {_INFO_COLUMNS} FROM subsets"
-        params: list[Any] = []
-        if snapshot_id is not None:
-            sql += " WHERE snapshot_id = ?"
-            params.append(snapshot_id)
-        sql += " ORDER BY snapshot_id, strategy, seed, size, subset_id"
+        sql, params = filtered(f"SELECT {_INFO_COLUMNS} FROM subsets",
+                               {"snapshot_id": snapshot_id},
+                               "ORDER BY snapshot_id, strategy, seed, size, subset_id")
         with self.store.connect() as con:
             rows = con.execute(sql, params).fetchall()
         return [_info(r) for r in rows]
