@@ -14,6 +14,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from tasks.jsontext import json_list
+
 # GSM8K's calculator annotations in worked solutions: "48/2=<<48/2=24>>24". The source reads
 # the difficulty from them, the reference teacher derives its program from them.
 ANNOTATION = re.compile(r"<<(.*?)>>")
@@ -210,15 +212,10 @@ def _as_span_set(value: object) -> frozenset[str] | None:
 
 def _span_set(value: object) -> frozenset[str] | None:
     if isinstance(value, str):
-        stripped = value.strip()
-        if stripped.startswith("["):
-            try:
-                decoded = json.loads(stripped)
-            except ValueError:
-                decoded = None
-            if isinstance(decoded, list):
-                return _span_set(decoded)
-        return frozenset({normalize_span(stripped)})
+        decoded = json_list(value)
+        if decoded is not None:
+            return _span_set(decoded)
+        return frozenset({normalize_span(value.strip())})
     if isinstance(value, Iterable) and not isinstance(value, bytes | dict):
         return frozenset(normalize_span(v) for v in value)
     if value is None or isinstance(value, bool):
@@ -247,14 +244,7 @@ def answers_match(
     numeric = _numeric_match(predicted, gold, scale, rel_tol, abs_tol)
     if numeric is not None:
         return numeric
-    gold_spans: list[object] | None = None
-    if gold.startswith("["):
-        try:
-            decoded = json.loads(gold)
-        except ValueError:
-            decoded = None
-        if isinstance(decoded, list):
-            gold_spans = decoded
+    gold_spans = json_list(gold)
     if gold_spans is not None and len(gold_spans) == 1:
         only = gold_spans[0]
         only_text = only if isinstance(only, str) else format_answer(only)

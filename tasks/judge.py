@@ -7,11 +7,11 @@ rather than being lost to a transport error. Every verdict is a record ("judgmen
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from tasks.jsontext import json_object
 from tasks.llm.config import LLMConfig
 from tasks.llm.core import ResponseCache, load_template
 from tasks.llm.step import LLMStep, Outcome, Reply
@@ -38,11 +38,8 @@ class Verdict:
 def read_verdict(question_id: str, text: str) -> Verdict:
     """The schema's JSON, else a cut JSON, else "yes: ..." / "no: ..." text; else None."""
     text = (text or "").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("solvable"), bool):
+    data = json_object(text) or {}
+    if isinstance(data.get("solvable"), bool):
         return Verdict(question_id, data["solvable"], str(data.get("reason") or "")[:500])
     m = _PARTIAL.search(text)
     if m:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tasks.answers import ANNOTATION, format_answer, parse_number
 from tasks.errors import InputError
+from tasks.sources.jsonl import jsonl_records
 from tasks.types import Question
 
 SOURCE = "gsm8k"
@@ -29,9 +29,7 @@ def _field(record: dict, name: str, where: str) -> str:
     return value
 
 
-def _question(record: object, where: str, path: Path, line_no: int) -> Question:
-    if not isinstance(record, dict):
-        raise InputError(f"{where}: expected a JSON object, got {type(record).__name__}")
+def _question(record: dict, where: str, path: Path, line_no: int) -> Question:
     text = _field(record, "question", where)
     solution = _field(record, "answer", where)
     final = final_answer(solution)
@@ -58,22 +56,4 @@ def load_gsm8k(path: str | Path, limit: int | None = None) -> list[Question]:
     Raises InputError (one line naming file, line and field) on malformed input.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    questions: list[Question] = []
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if limit is not None and len(questions) >= limit:
-                    break
-                if not line.strip():
-                    continue
-                where = f"{path}:{line_no}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{where}: invalid JSON ({exc.msg})") from None
-                questions.append(_question(record, where, path, line_no))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    return questions
+    return [_question(record, f"{path}:{n}", path, n) for n, record in jsonl_records(path, limit)]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tasks.errors import InputError
 from tasks.types import Question
@@ -11,25 +13,40 @@ from tasks.types import Question
 _OPTIONAL_STR = ("answer", "context", "program", "id")
 
 
-def load_jsonl(path: str | Path, limit: int | None = None) -> list[Question]:
+def jsonl_records(path: str | Path, limit: int | None = None
+                  ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file, at most `limit`.
+
+    Raises InputError (one line naming the file and line) for a missing file, text that is
+    not UTF-8, invalid JSON, or a line that is not a JSON object."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    out: list[Question] = []
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if limit is not None and len(out) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{line_no}: expected a JSON object")
-            out.append(_row_to_question(row, f"{path}:{line_no}", f"jsonl:{path.name}:{line_no}"))
-    return out
+    seen = 0
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for line_no, line in enumerate(fh, start=1):
+                if limit is not None and seen >= limit:
+                    return
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
+                if not isinstance(row, dict):
+                    raise InputError(f"{path}:{line_no}: expected a JSON object, got "
+                                     f"{type(row).__name__}")
+                seen += 1
+                yield line_no, row
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def load_jsonl(path: str | Path, limit: int | None = None) -> list[Question]:
+    path = Path(path)
+    return [_row_to_question(row, f"{path}:{n}", f"jsonl:{path.name}:{n}")
+            for n, row in jsonl_records(path, limit)]
 
 
 def _row_to_question(row: dict, where: str, default_id: str) -> Question:

@@ -13,13 +13,13 @@ synthesizes nothing new. With structured output the answer is {"question": ...}.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tasks.errors import InputError
+from tasks.jsontext import json_object
 from tasks.llm.config import LLMConfig
 from tasks.llm.core import ResponseCache, load_template
 from tasks.llm.step import LLMStep, Reply
@@ -45,12 +45,9 @@ def clean_question(text: str | None) -> str:
     """The question in a synthesis answer: the JSON field when the endpoint kept to the
     schema, else the text without a "Question:" label, quotes or fences."""
     t = (text or "").strip()
-    try:
-        data = json.loads(t)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("question"), str):
-        t = data["question"]
+    asked = (json_object(t) or {}).get("question")
+    if isinstance(asked, str):
+        t = asked
     t = t.strip().strip("`").strip()
     t = re.sub(r"^(?:new\s+)?question\s*\d*\s*[:.-]\s*", "", t, flags=re.I)
     return t.strip().strip('"').strip()
