@@ -6,8 +6,10 @@ from __future__ import annotations
 import fcntl
 import platform
 import re
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
@@ -21,12 +23,21 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(out)
 
 
-def report(name: str, command: str, body: str, write: bool = True) -> None:
-    """Print a bench's result, and (unless `write` is off) make it its BENCHMARKS.md
-    section."""
+def report(name: str, body: str, args: Any) -> None:
+    """Print a bench's result with the machine's load, and (unless --no-write) make it its
+    BENCHMARKS.md section, under the command exactly as it was run."""
+    body = f"{body.rstrip()}\n\n{load_note()}"
     print(body, flush=True)
-    if write:
-        write_section(name, command, body)
+    if not getattr(args, "no_write", False):
+        write_section(name, command(), body)
+
+
+def command() -> str:
+    """This process's command line, as `python bench/<script> ...`."""
+    script = Path(sys.argv[0]).resolve()
+    where = script.relative_to(BENCHMARKS.parent) if script.is_relative_to(
+        BENCHMARKS.parent) else script
+    return " ".join(["python", str(where), *sys.argv[1:]])
 
 
 def load_note() -> str:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import _env  # noqa: E402, F401 - offline settings, the project on sys.path
 
-from bench._report import load_note, markdown_table, report  # noqa: E402
+from bench._report import markdown_table, report  # noqa: E402
 
 
 def programs(n: int) -> list[str]:
@@ -82,10 +82,8 @@ def main() -> None:
                             "max"], rows)
     goal = "met" if med(ours) >= 300 and ratio >= 10 else "NOT met"
     body = (f"{table}\n\nSandbox / naive: **{ratio:.1f}x** (median of {args.reps} interleaved "
-            f"repetitions). Goal: at least 300 programs/s and 10x naive: **{goal}**."
-            f" {load_note()}")
-    report("execute", f"python bench/execute.py --n {args.n}",
-           body, write=not args.no_write)
+            f"repetitions). Goal: at least 300 programs/s and 10x naive: **{goal}**.")
+    report("execute", body, args)
 
 
 if __name__ == "__main__":

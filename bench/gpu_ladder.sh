@@ -16,44 +16,23 @@ export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
 export TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 
+# The defaults of each mode, side by side; a variable already set in the environment wins.
+profile() {
+    SIZES=${SIZES:-$1} MAX_STEPS=${MAX_STEPS:-$2} BATCH=${BATCH:-$3} EVAL_N=${EVAL_N:-$4}
+    N=${N:-$5} LORA=${LORA:-$6} LR=${LR:-$7} EPOCHS=${EPOCHS:-$8} LAYERS=${LAYERS:-$9}
+    THREADS=${THREADS:-${10}}
+}
 HAS_GPU=$("$BIN/python" -c "import torch; print(int(torch.cuda.is_available()))")
 if [[ "$HAS_GPU" == 1 && -n "${BASE_MODEL:-}" ]]; then
-    MODE=gpu
-    BASE=$BASE_MODEL
-    SIZES=${SIZES:-250,1000,4000}
-    MAX_STEPS=${MAX_STEPS:-300}
-    BATCH=${BATCH:-16}
-    EVAL_N=${EVAL_N:-500}
-    N=${N:-6000}
-    LORA=${LORA:---no-lora}
-    LR=${LR:-2e-5}
-    EPOCHS=${EPOCHS:-3}
-    LAYERS=${LAYERS:-0}
+    MODE=gpu BASE=$BASE_MODEL
+    #       sizes          steps batch eval_n n    lora      lr   epochs layers threads
+    profile 250,1000,4000  300   16    500    6000 --no-lora 2e-5 3      0      0
 elif [[ -n "${BASE_MODEL:-}" ]]; then
-    MODE=cpu
-    BASE=$BASE_MODEL
-    SIZES=${SIZES:-200}
-    MAX_STEPS=${MAX_STEPS:-0}
-    BATCH=${BATCH:-8}
-    EVAL_N=${EVAL_N:-100}
-    N=${N:-600}
-    LORA=${LORA:---lora}
-    LR=${LR:-0}
-    EPOCHS=${EPOCHS:-2}
-    LAYERS=${LAYERS:-8}
-    THREADS=${THREADS:-1}
+    MODE=cpu BASE=$BASE_MODEL
+    profile 200            0     8     100    600  --lora    0    2      8      1
 else
-    MODE=cpu
-    BASE=tiny
-    SIZES=${SIZES:-100,400}
-    MAX_STEPS=${MAX_STEPS:-60}
-    BATCH=${BATCH:-8}
-    EVAL_N=${EVAL_N:-50}
-    N=${N:-600}
-    LORA=${LORA:---no-lora}
-    LR=${LR:-1e-3}
-    EPOCHS=${EPOCHS:-1}
-    LAYERS=${LAYERS:-0}
+    MODE=cpu BASE=tiny
+    profile 100,400        60    8     50     600  --no-lora 1e-3 1      0      0
 fi
 MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-256}
 WAREHOUSE=${WAREHOUSE:-data/gpu_ladder.duckdb}
@@ -75,6 +54,6 @@ fi
     --eval procedural-heldout --eval-n "$EVAL_N" --base-model "$BASE" "$LORA" \
     --max-steps "$MAX_STEPS" --epochs "$EPOCHS" --trainable-layers "$LAYERS" \
     --batch-size "$BATCH" --lr "$LR" --max-new-tokens "$MAX_NEW_TOKENS" \
-    --unverified-rate "${UNVERIFIED_RATE:-0}" --threads "${THREADS:-0}" \
+    --unverified-rate "${UNVERIFIED_RATE:-0}" --threads "$THREADS" \
     --output-root "$OUTPUT_ROOT" \
     --warehouse "$WAREHOUSE"

@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import _env  # noqa: E402, F401 - offline settings, the project on sys.path
 from _env import ROOT  # noqa: E402
 
-from bench._report import BENCHMARKS, markdown_table, write_section  # noqa: E402
+from bench._report import BENCHMARKS, command, markdown_table, write_section  # noqa: E402
 
 GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 
@@ -163,7 +162,7 @@ class Bench:
             name = "outcome arms" if self.args.part == "arms" else "outcome"
             if self.args.part != "arms":
                 shutil.copyfile(self.curve_png, BENCHMARKS.parent / "outcome_curve.png")
-            write_section(name, "python bench/outcome.py " + " ".join(sys.argv[1:]), text)
+            write_section(name, command(), text)
 
 
 def _row(r: dict) -> list[object]:
@@ -306,7 +305,7 @@ def main() -> None:
         text = levers(args)
         print(text, flush=True)
         if not args.no_write:
-            write_section("outcome levers", "python bench/outcome.py --levers", text)
+            write_section("outcome levers", command(), text)
         return
     b = Bench(args)
     sizes = b.sizes

@@ -21,7 +21,7 @@ from pathlib import Path
 import _env  # noqa: E402, F401 - offline settings, the project on sys.path
 import pandas as pd  # noqa: E402
 
-from bench._report import load_note, markdown_table, report  # noqa: E402
+from bench._report import markdown_table, report  # noqa: E402
 
 
 def candidate_rows(n: int, seed: int) -> pd.DataFrame:
@@ -113,10 +113,8 @@ def main() -> None:
     goal = "met" if big_s < 30 else "NOT met"
     body = (f"{table}\n\n{checks}\n\nGoal: {args.rows:,} rows under 30 s: **{goal}** "
             f"({big_s:.1f} s with the drift suite and three Data Docs updates). Generating "
-            f"the rows took {gen_s:.0f} s (not counted)."
-            f" {load_note()}")
-    report("quality", f"python bench/quality.py --rows {args.rows}",
-           body, write=not args.no_write)
+            f"the rows took {gen_s:.0f} s (not counted).")
+    report("quality", body, args)
 
 
 if __name__ == "__main__":

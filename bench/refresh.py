@@ -75,8 +75,7 @@ def main() -> None:
             f"semantic_duplicate={c['semantic_duplicate']}, "
             f"exact_duplicate={c['exact_duplicate']}. One row per stage of the runner "
             "(flows/pipeline.py); `embed` is the encode of the new texts.")
-    report("refresh", f"python bench/refresh.py --n {args.n}",
-           body, write=not args.no_write)
+    report("refresh", body, args)
 
 
 if __name__ == "__main__":

@@ -172,9 +172,7 @@ def main() -> None:
              f"{args.slots / args.service:.0f} req/s), queue unbounded, abandoned requests "
              f"still served; client ceiling 64, timeout {args.timeout:g} s, 6 retries.\n\n"
              + markdown_table(sat_header, sat))
-    report("teacher", f"python bench/teacher.py --latency {args.latency} --slots "
-                      f"{args.slots} --service {args.service} --timeout {args.timeout}",
-           body, write=not args.no_write)
+    report("teacher", body, args)
 
 
 if __name__ == "__main__":
