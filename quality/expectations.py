@@ -103,6 +103,10 @@ def _string_block(sentence: str, kwargs: dict[str, Any], params: Sequence[str]
         "template": f"$column {sentence}", "params": values}}]
 
 
+# What GE's gallery shows for each of our expectations.
+_LIBRARY_METADATA = {"maturity": "experimental", "tags": ["distillery"], "contributors": []}
+
+
 class _Rendered:
     """Data Docs sentences for a custom expectation, as GE's built-ins have: `_sentence`
     returns the template (with $param placeholders) for the expectation's kwargs."""
@@ -151,8 +155,7 @@ class ExpectColumnValuesToCompileAsPython(_Rendered, ColumnMapExpectation):
     @classmethod
     def _sentence(cls, kwargs: dict[str, Any]) -> str:
         return "values must compile as Python (parse; nothing runs)."
-    library_metadata: ClassVar[dict[str, Any]] = {"maturity": "experimental",
-                                                  "tags": ["distillery"], "contributors": []}
+    library_metadata: ClassVar[dict[str, Any]] = _LIBRARY_METADATA
 
 
 class ColumnValuesFiniteNumbers(ColumnMapMetricProvider):
@@ -184,8 +187,7 @@ class ExpectColumnValuesToBeFiniteNumbers(_Rendered, ColumnMapExpectation):
     def _sentence(cls, kwargs: dict[str, Any]) -> str:
         bound = " of magnitude at most $max_abs" if kwargs.get("max_abs") is not None else ""
         return f"values must read as finite numbers{bound}."
-    library_metadata: ClassVar[dict[str, Any]] = {"maturity": "experimental",
-                                                  "tags": ["distillery"], "contributors": []}
+    library_metadata: ClassVar[dict[str, Any]] = _LIBRARY_METADATA
 
 
 class ColumnTopValueShare(ColumnAggregateMetricProvider):
@@ -217,8 +219,7 @@ class ExpectColumnTopValueShareToBeAtMost(_Rendered, ColumnAggregateExpectation)
     @classmethod
     def _sentence(cls, kwargs: dict[str, Any]) -> str:
         return "no single value may be more than a share $max_share of the non-null values."
-    library_metadata: ClassVar[dict[str, Any]] = {"maturity": "experimental",
-                                                  "tags": ["distillery"], "contributors": []}
+    library_metadata: ClassVar[dict[str, Any]] = _LIBRARY_METADATA
 
     def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
                   execution_engine: Any = None) -> dict[str, Any]:
@@ -238,8 +239,7 @@ class ExpectColumnQuantilesToMatchReference(ExpectColumnQuantileValuesToBeBetwee
         quantile_ranges: {"quantiles": [...], "value_ranges": [[lo, hi], ...]}.
     """
 
-    library_metadata: ClassVar[dict[str, Any]] = {"maturity": "experimental",
-                                                  "tags": ["distillery"], "contributors": []}
+    library_metadata: ClassVar[dict[str, Any]] = _LIBRARY_METADATA
 
     def _validate(self, metrics: dict, runtime_configuration: dict | None = None,
                   execution_engine: Any = None) -> dict[str, Any]:
@@ -267,8 +267,7 @@ class ExpectColumnKlDivergenceFromReferenceToBeLessThan(ExpectColumnKLDivergence
         tail_weight_holdout: weight given to values the reference never had.
     """
 
-    library_metadata: ClassVar[dict[str, Any]] = {"maturity": "experimental",
-                                                  "tags": ["distillery"], "contributors": []}
+    library_metadata: ClassVar[dict[str, Any]] = _LIBRARY_METADATA
 
     @classmethod
     def _prescriptive_template(cls, renderer_configuration: Any) -> Any:
