@@ -14,6 +14,9 @@ import typer
 # keep Prefect's own chatter off the terminal.
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect's 20 s for the ephemeral server to come up is too short on a busy 2-core machine
+# (a fine-tune running beside the CLI): the command then died before doing anything.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Build verified SFT data for small reasoning models.")
