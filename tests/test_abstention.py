@@ -29,8 +29,12 @@ def test_unanswerable_variants_on_request():
          if not q.meta.get("unanswerable")]
     kinds = set()
     for q in unans:
-        assert q.gold_answer == ABSTAIN and q.context and q.text != q.meta["answerable_text"]
+        assert q.gold_answer == ABSTAIN and q.context
         kinds.add(q.meta["unanswerable_kind"])
+        # Either the question asks for something else, or it is the same question over a
+        # text without a fact it needs (a row its answerable program reads).
+        assert (q.text == q.meta["answerable_text"]) == \
+            (q.meta["unanswerable_kind"] == "removed_fact")
         reason = q.meta["abstain_reason"]
         table = q.meta["table"]
         if q.meta["unanswerable_kind"] == "missing_year":
@@ -39,7 +43,7 @@ def test_unanswerable_variants_on_request():
         else:
             label = re.search(r"line item '(.+)'", reason).group(1)
             assert label not in table["rows"] and f"| {label} |" not in q.context
-    assert kinds == {"missing_year", "missing_line_item"}
+    assert kinds == {"missing_year", "missing_line_item", "removed_fact"}
     with pytest.raises(ValueError, match="unanswerable=RATE"):
         generate_questions(5, split="train:typo=1")
 
@@ -91,3 +95,17 @@ def test_answerable_only_sets_score_as_before():
     out = score(qs, [_fence(q.gold_program) for q in qs])
     assert out.accuracy == 1.0 and out.abstention_score == 1.0
     assert out.abstention_precision is None and out.abstention_recall is None
+
+
+def test_a_removed_row_must_not_be_derivable():
+    """A row removed from the text makes the question unanswerable only when no chain of
+    identities gives it back: R&D follows from operating income once cost of sales follows
+    from gross profit; without sales and marketing it does not."""
+    from tasks.sources.procedural import _removable
+
+    rows = {"revenue", "gross_profit", "research_and_development", "sales_and_marketing",
+            "general_and_administrative", "operating_income"}
+    assert not _removable("research_and_development", rows)
+    assert _removable("research_and_development", rows - {"sales_and_marketing"})
+    assert not _removable("gross_profit", {"gross_profit", "revenue", "cost_of_sales"})
+    assert _removable("net_income", rows | {"net_income"})

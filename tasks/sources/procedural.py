@@ -13,6 +13,7 @@ bit-identical floats.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from tasks.experiments.abstention import ABSTAIN, ABSTAIN_PROGRAM
@@ -366,12 +367,34 @@ def _question(spec: _Spec, phrasing: int, split: str, seed: int, i: int, origin:
     )
 
 
+# Rows another row's identity gives back: a removed row is only missing when some other
+# member of each of its identities is absent too (else it can still be computed).
+_IDENTITIES = (("gross_profit", "revenue", "cost_of_sales"),
+               ("total_equity", "total_assets", "total_liabilities"),
+               ("operating_income", "revenue", "cost_of_sales", "research_and_development",
+                "sales_and_marketing", "general_and_administrative"))
+_OPERAND = re.compile(r"^([a-z_]+)_(\d{4}) = ", re.M)
+
+
+def _removable(key: str, present: set[str]) -> bool:
+    """Whether the table without `key` no longer gives it, through any chain of identities
+    (cost of sales from gross profit, then an expense from operating income)."""
+    known = present - {key}
+    while True:
+        found = {m for ident in _IDENTITIES if len(missing := set(ident) - known) == 1
+                 for m in missing}
+        if not found:
+            return key not in known
+        known |= found
+
+
 def _unanswerable(spec: _Spec, q: Question, rng: random.Random) -> Question | None:
-    """The question of `spec` asked about a year or a line item the table does not have:
-    target ABSTAIN, the reason in meta. None when neither can be changed."""
+    """An unanswerable variant of `spec`'s question, target ABSTAIN, the reason in meta: it
+    asks about a year or a line item the table does not have, or it stays the same and a
+    line item it needs is removed from the text. None when none of these applies."""
     t, args = spec.table, dict(spec.args)
     years = sorted(t.years)
-    options: list[tuple[str, object, str]] = []  # (arg, new value, reason)
+    options: list[tuple[str, object, str]] = []  # (arg or "-row", new value, reason)
     for key in ("y", "y1", "y2"):
         if key in args:
             y = years[0] - 1 if key == "y1" else years[-1] + 1
@@ -381,19 +404,32 @@ def _unanswerable(spec: _Spec, q: Question, rng: random.Random) -> Question | No
         if key in args and absent:
             k = rng.choice(absent)
             options.append((key, k, f"line item {_LABEL[k]!r} is not in the table"))
+    used = dict.fromkeys(m.group(1) for m in _OPERAND.finditer(spec.program))
+    for k in [k for k in used if k in t.values and _removable(k, set(t.values))][:1]:
+        options.append(("-row", k, f"line item {_LABEL[k]!r} is not in the table"))
     if not options:
         return None
     key, value, reason = rng.choice(options)
-    args[key] = value
-    variant = _Spec(t, spec.kind, tuple(sorted(args.items())), spec.value, ABSTAIN_PROGRAM,
-                    spec.ops, stable_hash("procedural-unanswerable", spec.underlying_id, key))
+    table = q.meta["table"]
+    if key == "-row":  # the same question over a table without the row it needs
+        label = _LABEL[str(value)]
+        context = "\n".join(line for line in q.context.splitlines()
+                            if not line.startswith(f"| {label} |"))
+        text, kind = q.text, "removed_fact"
+        table = {**table, "rows": {k: v for k, v in table["rows"].items() if k != label}}
+    else:
+        args[key] = value
+        variant = _Spec(t, spec.kind, tuple(sorted(args.items())), spec.value,
+                        ABSTAIN_PROGRAM, spec.ops,
+                        stable_hash("procedural-unanswerable", spec.underlying_id, key))
+        text, context = _text(variant, q.meta["phrasing"]), q.context
+        kind = "missing_year" if key.startswith("y") else "missing_line_item"
     meta = {**q.meta, "unanswerable": True, "abstain_reason": reason,
-            "unanswerable_kind": "missing_year" if key.startswith("y") else
-            "missing_line_item", "answerable_text": q.text,
+            "unanswerable_kind": kind, "answerable_text": q.text, "table": table,
             "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in args.items()}}
-    return Question(text=_text(variant, q.meta["phrasing"]), source=q.source,
-                    context=q.context, gold_answer=ABSTAIN, gold_program=ABSTAIN_PROGRAM,
-                    difficulty=q.difficulty, source_id=q.source_id, meta=meta)
+    return Question(text=text, source=q.source, context=context, gold_answer=ABSTAIN,
+                    gold_program=ABSTAIN_PROGRAM, difficulty=q.difficulty,
+                    source_id=q.source_id, meta=meta)
 
 
 def parse_split(split: str) -> tuple[str, float]:
