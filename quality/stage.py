@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.stage import StageResult, reject
 from tasks.types import Question, Sample
 
+from .suites import CANDIDATE_COLUMNS
 from .validate import ValidationOutcome, validate_candidates
 
 GATE_STAGE = "quality_gate"
@@ -36,14 +37,13 @@ def candidate_rows(samples: list[Sample], questions: Mapping[str, Question]) -> 
     """One row per chosen sample, the columns the suites read."""
     import pandas as pd
 
-    columns = ["question_id", "question", "context", "program", "answer", "source", "kind",
-               "difficulty", "exec_status"]
     rows = []
     for s in samples:
         q = questions[s.question_id]
         rows.append([s.question_id, q.text, q.context, s.program, s.predicted, q.source,
-                     q.meta.get("kind"), q.difficulty, s.exec_status])
-    return pd.DataFrame(rows, columns=columns)
+                     q.meta.get("kind"), q.difficulty, s.exec_status, q.gold_answer,
+                     q.meta.get("abstain_reason")])
+    return pd.DataFrame(rows, columns=list(CANDIDATE_COLUMNS))
 
 
 class Validate:

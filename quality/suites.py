@@ -28,7 +28,7 @@ import pandas as pd
 
 from tasks.answers import parse_number
 
-ROW_SUITES = ("questions", "samples")
+ROW_SUITES = ("questions", "samples", "abstentions")
 BATCH_SUITE = "curated_batch"
 DRIFT_SUITE = "curated_drift"
 CURATED_SUITE = BATCH_SUITE  # the suite name the `validations` table has always used
@@ -40,7 +40,7 @@ DRIFT_CHECKPOINT = "candidate_drift"
 # Columns of a candidate row (the contract of validate_candidates); missing optional ones are
 # added as nulls so that a caller with fewer columns still validates what it has.
 CANDIDATE_COLUMNS = ("question_id", "question", "context", "program", "answer", "source",
-                     "kind", "difficulty", "exec_status")
+                     "kind", "difficulty", "exec_status", "gold_answer", "abstain_reason")
 MISSING = "(none)"  # the category of a null kind/source/difficulty in distribution checks
 
 

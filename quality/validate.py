@@ -52,7 +52,7 @@ class ValidationOutcome:
         what refused the batch, what only warned, and what passed."""
         rows = []
         for r in self.results:
-            if r["suite"] in ("questions", "samples"):
+            if r["suite"] in ROW_SUITES:
                 continue
             observed = r.get("observed")
             if isinstance(observed, dict) and "values" in observed:

@@ -15,10 +15,11 @@ from tasks.teachers.reference import reference_samples
 from tasks.types import Question, Sample
 
 
-def _candidates(n: int, seed: int) -> tuple[dict[str, Question], list[Sample]]:
+def _candidates(n: int, seed: int, source: str = "procedural"
+                ) -> tuple[dict[str, Question], list[Sample]]:
     from tasks.sources import load_questions
 
-    questions = {q.question_id: q for q in load_questions("procedural", n=n, seed=seed)}
+    questions = {q.question_id: q for q in load_questions(source, n=n, seed=seed)}
     samples, _ = reference_samples(list(questions.values()))
     check_samples(samples, execute_programs([s.program for s in samples]), questions)
     return questions, select_samples(samples)
@@ -37,7 +38,7 @@ def test_stage_keeps_good_samples_and_names_row_rejections(tmp_path):
     assert out.rejections[0].stage == stage.name == "quality"
     assert len(out.kept) == len(items) - 1 and out.counts["gate_held"] == 0
     suites = {suite for suite, *_ in out.records["validation"]}
-    assert suites == {"questions", "samples", "curated_batch"}
+    assert suites == {"questions", "samples", "abstentions", "curated_batch"}
     assert stage.outcome is not None and stage.outcome.docs_index.is_file()
 
 
@@ -66,6 +67,35 @@ def test_candidate_rows_carry_every_column_the_suites_read():
     questions, items = _candidates(10, seed=4)
     frame = candidate_rows(items, questions)
     assert list(frame.columns) == ["question_id", "question", "context", "program", "answer",
-                                   "source", "kind", "difficulty", "exec_status"]
+                                   "source", "kind", "difficulty", "exec_status",
+                                   "gold_answer", "abstain_reason"]
     assert set(frame["exec_status"]) == {"ok"} and frame["kind"].notna().all()
     assert candidate_rows([], {}).empty and isinstance(candidate_rows([], {}), pd.DataFrame)
+
+
+def test_the_abstentions_suite_checks_target_reason_and_answerable_rows(tmp_path):
+    """Unanswerable variants made the real way pass; an unanswerable row answered with a
+    number, one without its reason, and an answerable row answered "I don't know" each
+    leave under the abstentions suite's expectation."""
+    from tasks.experiments.abstention import ABSTAIN
+
+    questions, items = _candidates(60, seed=6, source="procedural:train:unanswerable=0.3")
+    unans = [s for s in items if questions[s.question_id].gold_answer == ABSTAIN]
+    answerable = [s for s in items if questions[s.question_id].gold_answer != ABSTAIN]
+    assert len(unans) >= 6 and all(s.predicted == ABSTAIN for s in unans)
+    stage = Validate(QualityConfig(max_rejected_fraction=0.5), questions, "r3",
+                     docs_dir=tmp_path / "docs")
+    assert stage.run(items).rejections == []
+    numbered, reasonless = unans[0], unans[1]
+    q = questions[reasonless.question_id]
+    questions[q.question_id] = dataclasses.replace(
+        q, meta={k: v for k, v in q.meta.items() if k != "abstain_reason"})
+    bad = [dataclasses.replace(numbered, predicted="42.0"), reasonless,
+           dataclasses.replace(answerable[0], predicted=ABSTAIN, program=f"ans = {ABSTAIN!r}")]
+    out = Validate(QualityConfig(max_rejected_fraction=0.5), questions, "r4",
+                   docs_dir=tmp_path / "docs").run([*bad, *answerable[1:]])
+    reasons = {r.item_id: r.reason for r in out.rejections}
+    assert reasons == {
+        numbered.question_id: "expect_column_values_to_be_in_set(answer)",
+        reasonless.question_id: "expect_column_values_to_not_be_null(abstain_reason)",
+        answerable[0].question_id: "expect_column_values_to_not_be_in_set(answer)"}
