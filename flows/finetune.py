@@ -18,12 +18,15 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flows.preferences import DPORun, run_dpo
 from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_subset
 from tasks.errors import InputError
 from tasks.experiments.evaluate import EVAL_SETS_HELP, EvalResult, evaluate_path, load_eval_set
+from tasks.experiments.export import write_dataset
 from tasks.experiments.finetune import FinetuneResult, TrainParams, finetune
 from tasks.experiments.ladder import plot_learning_curve, save_tiny_base
 from tasks.experiments.student import TINY
+from tasks.preferences.dpo import DPOParams
 from warehouse import Store
 from warehouse.subsets import SubsetInfo
 
@@ -46,6 +49,26 @@ class _Subset(BaseModel):
     strategy: Strategy = Field("random", description="how the subset is drawn")
     seed: int = Field(0, description="subset selection seed")
     snapshot_id: int = Field(0, ge=0, description="snapshot to draw from; 0: the latest")
+
+
+class _Method(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["sft", "dpo"] = Field(
+        "sft", description="sft: supervised fine-tuning on a subset of the snapshot; dpo: "
+        "TRL's DPOTrainer on the warehouse's preference pairs (`distillery preferences` makes "
+        "them), starting from base_model, usually an SFT run's model folder")
+
+
+class _Pairs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pair_type: Literal["all", "outcome", "step"] = Field("all", description="dpo: which "
+                                                         "preference pairs to train on")
+    max_pairs: int = Field(0, ge=0, description="dpo: at most this many pairs (pair id "
+                           "order); 0: all")
+    dpo: DPOParams = Field(default_factory=DPOParams, description="dpo: the DPO settings "
+                           "(the training fields above are sft's; base_model is shared)")
 
 
 class _Eval(BaseModel):
@@ -74,9 +97,9 @@ def training_params(config: BaseModel) -> TrainParams:
     return TrainParams.model_validate(config.model_dump(include=set(TrainParams.model_fields)))
 
 
-class FinetuneConfig(_Output, _Eval, TrainParams, _Subset):
-    """One fine-tune. Give subset_id, or subset_size (+ strategy, seed) to draw the subset
-    from the snapshot first."""
+class FinetuneConfig(_Output, _Eval, _Pairs, TrainParams, _Subset, _Method):
+    """One fine-tune. sft: give subset_id, or subset_size (+ strategy, seed) to draw the
+    subset from the snapshot first. dpo: the stored preference pairs, no subset."""
 
     unverified_rate: float = Field(0.0, ge=0, le=1, description="> 0: train instead on a "
                                    "noisy teacher's programs for the subset's questions, "
@@ -84,7 +107,7 @@ class FinetuneConfig(_Output, _Eval, TrainParams, _Subset):
 
     @model_validator(mode="after")
     def _one_subset(self) -> FinetuneConfig:
-        if bool(self.subset_id) == bool(self.subset_size):
+        if self.method == "sft" and bool(self.subset_id) == bool(self.subset_size):
             raise ValueError("give exactly one of subset_id and subset_size")
         return self
 
@@ -281,10 +304,12 @@ def _new_run_id(prefix: str) -> str:
 
 # --------------------------------------------------------------------------- flows
 @flow(name="finetune")
-def finetune_flow(config: FinetuneConfig) -> Rung:
+def finetune_flow(config: FinetuneConfig) -> Rung | DPORun:
     """Fine-tune a student on a subset (drawn first when only a size is given) and
     evaluate it; the run, its loss curve and its score land in the warehouse."""
     store = Store(config.warehouse or None)
+    if config.method == "dpo":
+        return _dpo(store, config)
     subset_id = config.subset_id or create_subsets(SubsetConfig(
         size=config.subset_size, strategy=config.strategy, seed=config.seed,
         snapshot_id=config.snapshot_id or None, warehouse=str(store.path))).subsets[-1].subset_id
@@ -298,6 +323,39 @@ def finetune_flow(config: FinetuneConfig) -> Rung:
     out = _run_one(store, config, subset, run_id, output_dir, training_params(config),
                    curve=config.strategy, arm=arm)
     _finetune_artifact(out)
+    return out
+
+
+def _dpo(store: Store, config: FinetuneConfig) -> DPORun:
+    """DPO on the warehouse's preference pairs (exported into the run's folder, so the run
+    keeps what it trained on), then the same evaluation as an SFT run."""
+    from tasks.preferences import export as pair_export
+    from tasks.preferences.dpo import load_pairs
+
+    rows = store.preferences.pairs(None if config.pair_type == "all" else config.pair_type)
+    if config.max_pairs:
+        rows = rows[:config.max_pairs]
+    if not rows:
+        raise InputError(f"{store.path}: no {config.pair_type} preference pairs; run "
+                         "`distillery preferences` first")
+    run_id = _new_run_id("dpo")
+    output_dir = (Path(config.output_root) / run_id).resolve()
+    write_dataset(pair_export.pair_rows(rows, "preference"), output_dir / "data",
+                  pair_export.features("preference"), "preference",
+                  metadata={"warehouse": str(store.path), "pair_type": config.pair_type})
+    out = run_dpo(store, load_pairs(output_dir / "data"), config.base_model, config.dpo,
+                  output_dir, run_id, {"method": "dpo", "pair_type": config.pair_type,
+                                       "max_pairs": config.max_pairs,
+                                       **config.dpo.model_dump(), "eval_set": config.eval_set,
+                                       "eval_n": config.eval_n})
+    if config.eval_n > 0:
+        out.eval = evaluate_task(str(output_dir), config.eval_set, config.eval_n,
+                                 config.eval_seed, config.eval_batch_size,
+                                 config.max_new_tokens, config.progress, config.threads)
+        _record_eval(store, out.eval, str(output_dir), config, run_id)
+        store.experiments.update_finetune_metrics(
+            run_id, {"eval_set": out.eval.eval_set, "accuracy": out.eval.accuracy,
+                     "exec_error_rate": out.eval.exec_error_rate})
     return out
 
 

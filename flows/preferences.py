@@ -21,6 +21,7 @@ from flows.pipeline import PipelineRun
 from quality.context import docs_dir_for
 from quality.preferences import validate_pairs
 from tasks.execute import ExecConfig
+from tasks.experiments.evaluate import EvalResult
 from tasks.experiments.export import export_examples, write_dataset
 from tasks.preferences import export as pair_export
 from tasks.preferences.dpo import DPOParams, load_pairs, train_dpo
@@ -167,19 +168,20 @@ class DPOFlowConfig(BaseModel):
 
 
 class DPORun(BaseModel):
-    """What a DPO run did: the flow's return value."""
+    """What a DPO run did: the flow's return value (`finetune --method dpo` adds its
+    evaluation)."""
 
     run_id: str
     n_pairs: int
     output_dir: str
     result: dict[str, Any]
+    eval: EvalResult | None = None
 
 
 @flow(name="dpo", log_prints=True)
 def dpo_flow(config: DPOFlowConfig) -> DPORun:
     """Train a policy on preference pairs with TRL's DPOTrainer; recorded in finetune_runs."""
     from tasks.errors import InputError
-    from tasks.experiments.student import build_tiny_student, load_student
 
     if not Path(config.pairs).exists():
         raise InputError(f"--pairs {config.pairs}: no such folder")
@@ -197,18 +199,27 @@ def dpo_flow(config: DPOFlowConfig) -> DPORun:
     store = Store(config.warehouse)
     run_id = str(flow_run.id or uuid.uuid4())
     out = Path(config.output_dir or store.path.parent / "models" / f"dpo-{run_id}")
-    if config.base_model == "tiny":
+    return run_dpo(store, pairs, config.base_model, config.dpo, out, run_id,
+                   {"method": "dpo", **config.model_dump()})
+
+
+def run_dpo(store: Store, pairs: Any, base_model: str, params: DPOParams, out: Path,
+            run_id: str, stored_params: dict[str, Any]) -> DPORun:
+    """Train `base_model` on `pairs` (TRL conversational preference rows) and record the run
+    in finetune_runs (params.method = dpo): the dpo flow and `finetune --method dpo`."""
+    from tasks.experiments.student import build_tiny_student, load_student
+
+    if base_model == "tiny":
         texts = ["\n".join(t["content"] for t in r["prompt"] + r[side])
                  for r in pairs for side in ("chosen", "rejected")]
-        model, tokenizer = build_tiny_student(texts, seed=config.dpo.train_seed)
+        model, tokenizer = build_tiny_student(texts, seed=params.train_seed)
     else:
-        model, tokenizer = load_student(config.base_model)
+        model, tokenizer = load_student(base_model)
     exp = store.experiments
-    exp.start_finetune_run(run_id, subset_id=None, snapshot_id=None,
-                           base_model=config.base_model,
-                           params={"method": "dpo", **config.model_dump()}, output_dir=str(out))
+    exp.start_finetune_run(run_id, subset_id=None, snapshot_id=None, base_model=base_model,
+                           params=stored_params, output_dir=str(out))
     try:
-        result = train_dpo(pairs, out, config.dpo, model=model, tokenizer=tokenizer)
+        result = train_dpo(pairs, out, params, model=model, tokenizer=tokenizer)
     except BaseException:
         exp.finish_finetune_run(run_id, status="failed")
         raise

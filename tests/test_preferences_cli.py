@@ -44,6 +44,24 @@ def test_preferences_command(tmp_path):
                              "output_dir FROM finetune_runs")[1]
     assert row[:3] == ("completed", "dpo", "8") and (Path(row[3]) / "config.json").is_file()
 
+    # The same from the finetune command (and its UI form): pairs straight from the
+    # warehouse, outcome pairs only, then the evaluation every finetune gets.
+    out = _run("finetune", "--method", "dpo", "--base-model", "tiny", "--pair-type",
+               "outcome", "--max-pairs", "6", "--dpo-max-steps", "2", "--dpo-batch-size", "3",
+               "--dpo-learning-rate", "1e-3", "--dpo-logging-steps", "1", "--eval-n", "3",
+               "--max-new-tokens", "16", "--output-root", str(tmp_path / "models"),
+               "-w", str(wh))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "6 pairs, 2 steps" in out.stdout and "procedural-heldout (n=3)" in out.stdout
+    _, runs = Store(wh).query(
+        "SELECT f.params ->> 'pair_type', f.metrics ->> 'pairs', e.n, f.output_dir "
+        "FROM finetune_runs f JOIN evaluations e ON e.finetune_run_id = f.run_id "
+        "WHERE f.params ->> 'method' = 'dpo'")
+    assert [r[:3] for r in runs] == [("outcome", "6", 3)]
+    trained_on = [json.loads(x) for x in
+                  (Path(runs[0][3]) / "data" / "data.jsonl").read_text().splitlines()]
+    assert len(trained_on) == 6 and {r["pair_type"] for r in trained_on} == {"outcome"}
+
 
 def test_bad_options_are_one_line(tmp_path):
     out = _run("preferences", "-w", str(tmp_path / "none.duckdb"))

@@ -148,7 +148,9 @@ def _echo_eval(ev: EvalResult) -> None:
                f"{ev.questions_per_s:.2f} questions/s)")
 
 
+from flows.cli.preferences import echo_dpo  # noqa: E402
 from flows.finetune import EvaluateConfig, FinetuneConfig, LadderConfig  # noqa: E402
+from flows.preferences import DPORun  # noqa: E402
 from tasks.experiments.evaluate import EvalResult  # noqa: E402
 
 
@@ -156,15 +158,19 @@ from tasks.experiments.evaluate import EvalResult  # noqa: E402
 @options_from(FinetuneConfig, fixed={"progress": True}, extra_flags=_ALIASES, envvars=_ENV,
               check=_check_config)
 def finetune(config: FinetuneConfig) -> None:
-    """Fine-tune a student on a subset (TRL SFT, completion-only loss) and evaluate it."""
+    """Fine-tune a student and evaluate it: on a subset (TRL SFT, completion-only loss), or
+    with --method dpo on the stored preference pairs (TRL DPOTrainer)."""
     from flows.finetune import finetune_flow
 
     out = run_flow(finetune_flow, config)
-    t = out.train
-    typer.echo(f"run {out.run_id}: subset {out.subset_id} ({out.size} examples), "
-               f"{t.steps} steps in {t.train_seconds:.1f}s on {t.device}, "
-               f"{t.tokens_per_s:.0f} tokens/s")
-    typer.echo(f"  loss {t.first_loss:.3f} -> {t.final_loss:.3f}")
+    if isinstance(out, DPORun):
+        echo_dpo(out)
+    else:
+        t = out.train
+        typer.echo(f"run {out.run_id}: subset {out.subset_id} ({out.size} examples), "
+                   f"{t.steps} steps in {t.train_seconds:.1f}s on {t.device}, "
+                   f"{t.tokens_per_s:.0f} tokens/s")
+        typer.echo(f"  loss {t.first_loss:.3f} -> {t.final_loss:.3f}")
     if out.eval:
         _echo_eval(out.eval)
     typer.echo(f"  model: {out.output_dir}")

@@ -7,7 +7,7 @@ import typer
 
 from flows.cli.app import app, run_flow
 from flows.cli.options import options_from
-from flows.preferences import DPOFlowConfig, PreferencesConfig
+from flows.preferences import DPOFlowConfig, DPORun, PreferencesConfig
 from warehouse.connection import resolve_path
 
 
@@ -42,8 +42,12 @@ def dpo(config: DPOFlowConfig) -> None:
     from flows.preferences import dpo_flow
 
     out = run_flow(dpo_flow, config)
+    echo_dpo(out)
+    typer.echo(f"  model: {out.output_dir}")
+
+
+def echo_dpo(out: DPORun) -> None:
     r = out.result
     typer.echo(f"run {out.run_id}: {out.n_pairs} pairs, {r['steps']} steps, loss "
                f"{r['first_loss']:.3f} -> {r['final_loss']:.3f}, reward accuracy "
                f"{r['reward_accuracy']:.2f}, margin {r['reward_margin']:.3f}")
-    typer.echo(f"  model: {out.output_dir}")
