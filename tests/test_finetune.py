@@ -202,9 +202,10 @@ def test_configs_fill_the_form_in_order_and_type_plainly():
     from tasks.experiments.finetune import TrainParams
 
     order = list(FinetuneConfig.model_fields)
-    assert order[:5] == ["subset_id", "subset_size", "strategy", "seed", "snapshot_id"]
-    assert order.index("base_model") < order.index("lora_r") < order.index("eval_set") \
-        < order.index("output_root")
+    assert order[:6] == ["method", "subset_id", "subset_size", "strategy", "seed",
+                         "snapshot_id"]
+    assert order.index("base_model") < order.index("lora_r") < order.index("pair_type") \
+        < order.index("dpo") < order.index("eval_set") < order.index("output_root")
     assert list(LadderConfig.model_fields)[:2] == ["sizes", "strategies"]
     for cls in (FinetuneConfig, LadderConfig, EvaluateConfig):
         props = cls.model_json_schema()["properties"]

@@ -97,7 +97,8 @@ def test_row_failures_become_rejections_named_after_the_expectation(tmp_path):
     # counted, ids are rejected once).
     assert "q6" not in out.kept_ids and len(out.rejections) == 8
     assert out.statistics["rows"] == 20 and out.statistics["rejected"] == 9
-    assert set(out.statistics["suites"]) == {"questions", "samples", "curated_batch"}
+    assert set(out.statistics["suites"]) == {"questions", "samples", "abstentions",
+                                           "curated_batch"}
 
 
 def test_gate_refuses_a_batch_when_too_many_rows_fail(tmp_path):
@@ -138,8 +139,8 @@ def test_kind_swamping_the_batch_is_a_warning(tmp_path):
 
 def test_suites_are_json_files_in_the_gx_project():
     names = sorted(p.stem for p in (GX_DIR / "expectations").glob("*.json"))
-    assert names == ["curated_batch", "curated_drift", "preference_pairs", "questions",
-                     "samples"]
+    assert names == ["abstentions", "curated_batch", "curated_drift", "preference_pairs",
+                     "questions", "samples"]
     samples = json.loads((GX_DIR / "expectations" / "samples.json").read_text())
     types = {e["type"] for e in samples["expectations"]}
     assert {"expect_column_values_to_compile_as_python", "expect_column_values_to_be_finite_"
@@ -298,7 +299,8 @@ def test_checkpoints_write_data_docs_beside_the_results(tmp_path):
                               docs_dir=tmp_path / "docs")
     assert out.docs_index == tmp_path / "docs" / "index.html"
     assert out.docs_index.is_file()
-    assert set(out.docs_pages) == {"questions", "samples", "curated_batch", "curated_drift"}
+    assert set(out.docs_pages) == {"questions", "samples", "abstentions", "curated_batch",
+                                  "curated_drift"}
     samples_page = Path(out.docs_pages["samples"].removeprefix("file://"))
     html = samples_page.read_text()
     assert "run-docs-1" in str(samples_page)
@@ -325,7 +327,8 @@ def test_one_validations_row_per_suite(tmp_path):
     out = validate_candidates(pd.DataFrame(rows), docs_dir=tmp_path / "docs",
                               reference=pd.DataFrame([_row(i) for i in range(40, 70)]))
     by_suite = {suite: (ok, stats, results) for suite, ok, stats, results in out.suite_rows()}
-    assert set(by_suite) == {"questions", "samples", "curated_batch", "curated_drift"}
+    assert set(by_suite) == {"questions", "samples", "abstentions", "curated_batch",
+                             "curated_drift"}
     assert by_suite["samples"][0] is False and by_suite["questions"][0] is True
     assert by_suite["samples"][1]["unsuccessful_expectations"] == 1
     assert {r["suite"] for r in by_suite["curated_drift"][2]} == {"curated_drift"}

@@ -91,8 +91,8 @@ def test_drift_warns_by_default_and_refuses_when_blocking(warehouse_path, tmp_pa
     # GE's suite success counts warnings too: curated_batch warns that one kind is the
     # whole batch; only the drift suite refused it.
     suites = {v["suite"]: v["success"] for v in store.quality.run_validations(refused["run_id"])}
-    assert suites == {"questions": True, "samples": True, "curated_batch": False,
-                      "curated_drift": False}
+    assert suites == {"questions": True, "samples": True, "abstentions": True,
+                      "curated_batch": False, "curated_drift": False}
     assert "curated_batch:" not in reason
     _, held = store.query("SELECT DISTINCT detail FROM rejections WHERE run_id = ? AND "
                           "stage = 'quality_gate'", [refused["run_id"]])
