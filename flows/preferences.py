@@ -25,7 +25,7 @@ from tasks.experiments.evaluate import EvalResult
 from tasks.experiments.export import export_examples, write_dataset
 from tasks.preferences import export as pair_export
 from tasks.preferences.dpo import DPOParams, load_pairs, train_dpo
-from tasks.preferences.rollouts import ReferenceContinuer
+from tasks.preferences.llm_rollouts import make_continuer
 from tasks.preferences.stages import (
     DistinctSolutions,
     OutcomePairs,
@@ -34,6 +34,7 @@ from tasks.preferences.stages import (
     StepRollouts,
     ValidatePairs,
 )
+from tasks.teachers.llm import LLMTeacherConfig
 from warehouse import Store
 
 
@@ -57,6 +58,12 @@ class PreferencesConfig(BaseModel):
         "teacher recorded (noisy teacher); rollout = the first step from whose prefix no "
         "rollout of the reference policy reaches the gold")
     rollouts: int = Field(4, ge=1, le=64, description="rollout: continuations per prefix")
+    rollout_policy: Literal["reference", "teacher"] = Field(
+        "reference", description="rollout: who continues the prefixes; reference: the "
+        "reference program (exact, free); teacher: the endpoint in `teacher` (its cache, "
+        "cost log and adaptive concurrency)")
+    teacher: LLMTeacherConfig = Field(default_factory=LLMTeacherConfig, description="rollout "
+                                      "with rollout_policy=teacher: the endpoint and model")
     limit: int | None = Field(None, ge=1, description="only the first N questions (by id)")
     out: str | None = Field(None, description="export folder: preference/, kto/, rft/, "
                             "verifier/ datasets inside; none: nothing exported")
@@ -110,7 +117,9 @@ def _stages(config: PreferencesConfig, store: Store, run: PipelineRun) -> Prefer
         groups = run.stage(ReferenceSolutions(ExecConfig()), groups)
     run.stage(DistinctSolutions(config.solutions_per_question, config.min_distance), groups)
     if config.step_source == "rollout":
-        run.stage(StepRollouts(ReferenceContinuer(), config.rollouts, ExecConfig()), groups)
+        continuer = make_continuer(config.rollout_policy, config.teacher, store.llm,
+                                   run.run_id)
+        run.stage(StepRollouts(continuer, config.rollouts, ExecConfig()), groups)
     pairs = (run.stage(OutcomePairs(config.outcome_pairs_per_question), groups)
              + run.stage(StepPairs(config.step_source), groups))
     sample_questions = {s.sample_id: s.question_id for g in groups for s in g.samples}

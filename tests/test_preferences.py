@@ -311,6 +311,44 @@ def test_rollouts_find_the_first_wrong_step_without_reading_the_label(made):
                                          ReferenceContinuer(), k=1).values()) == {None}
 
 
+def test_rollouts_through_an_llm_endpoint_find_the_same_steps(made):
+    """The teacher's endpoint as the rollout policy (real HTTP to the test server, which
+    writes each question's reference program): the LLM step's continuations find the same
+    first wrong steps as the reference policy, the calls are logged as `rollout` requests,
+    and a rerun is served from the warehouse cache."""
+    import sys
+
+    from tasks.preferences.llm_rollouts import LLMContinuer
+    from tasks.preferences.rollouts import ReferenceContinuer, rollout_first_wrong_steps
+    from tasks.teachers.llm import LLMTeacherConfig
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_openai import FakeOpenAI
+
+    store, _, _ = made
+    groups = [g for g in store.preferences.groups() if g.wrong()][:12]
+    questions = {g.question_id: g.question for g in groups}
+    wrong = [s for g in groups for s in g.wrong()]
+    answers = {(q.text, q.context.strip()): reference_program(q) for q in questions.values()}
+    expected = rollout_first_wrong_steps(wrong, questions, ReferenceContinuer(), k=1)
+    assert sum(v is not None for v in expected.values()) >= 8
+    with FakeOpenAI(answers) as server:
+        cfg = LLMTeacherConfig(base_url=server.base_url, model="gpt-4o-mini")
+        continuer = LLMContinuer(cfg, store.llm, "rollout-run-1")
+        assert rollout_first_wrong_steps(wrong, questions, continuer, k=2) == expected
+        sent = server.stats()["served_total"]
+        prefixes = sum(len(split_steps(s.program)) for s in wrong)
+        assert sent == 2 * prefixes == continuer.counts["rollout_requests"]
+        assert continuer.counts["rollout_cost_usd"] > 0
+        again = LLMContinuer(cfg, store.llm, "rollout-run-2")
+        assert rollout_first_wrong_steps(wrong, questions, again, k=2) == expected
+        assert server.stats()["served_total"] == sent  # the rerun sent nothing
+        assert again.counts["rollout_cache_hits"] == sent
+    _, rows = store.query("SELECT purpose, count(*) FROM llm_requests WHERE run_id = "
+                          "'rollout-run-1' GROUP BY 1")
+    assert rows == [("rollout", sent)]
+
+
 def test_preferences_flow_with_rollout_steps(tmp_path):
     wh = str(tmp_path / "w.duckdb")
     refresh(RefreshConfig(source="procedural", n=40, seed=21, teacher="noisy",
@@ -319,6 +357,19 @@ def test_preferences_flow_with_rollout_steps(tmp_path):
     out = preferences(PreferencesConfig(warehouse=wh, step_source="rollout", rollouts=2))
     assert out.counts["rollout_found"] == out.counts["rollout_agrees_with_label"] > 5
     assert "rollout_disagrees_with_label" not in out.counts
+    # The same run with the teacher's endpoint as the policy (`rollout_policy=teacher`).
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_openai import FakeOpenAI
+
+    qs = [g.question for g in Store(wh).preferences.groups()]
+    with FakeOpenAI({(q.text, q.context.strip()): reference_program(q) for q in qs}) as server:
+        by_llm = preferences(PreferencesConfig(
+            warehouse=wh, step_source="rollout", rollouts=1, rollout_policy="teacher",
+            teacher={"base_url": server.base_url, "model": "gpt-4o-mini"}))
+    assert by_llm.counts["rollout_found"] == out.counts["rollout_found"]
+    assert by_llm.counts["rollout_requests"] == server.stats()["served_total"] > 0
     _, rows = Store(wh).query("SELECT DISTINCT rule FROM preference_pairs "
                               "WHERE pair_type = 'step'")
     assert rows == [("step:rollouts(first prefix from which no continuation reaches the "

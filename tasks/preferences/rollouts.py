@@ -10,8 +10,10 @@ prefix through i reaches the gold, while some continuation from every shorter pr
 The policy is a `Continuer`. `ReferenceContinuer` continues with the reference program's
 remaining steps (deterministic, so k = 1 is enough): with the noisy teacher, whose wrong
 program is the reference with one step changed, the step it finds is the changed one, which
-the tests check against `meta.error_step`. An LLM continuer (the teacher's client with its
-cache, cost log and concurrency) implements the same protocol: see the README."""
+the tests check against `meta.error_step`. `LLMContinuer` (tasks/preferences/llm_rollouts.py)
+asks an OpenAI-compatible endpoint through the LLM step: cache, cost log, adaptive
+concurrency and resume are the teacher's. A continuer gets every prefix of a batch at once,
+so an LLM sees them all in flight together."""
 
 from __future__ import annotations
 
@@ -25,14 +27,16 @@ from tasks.types import Question, Rejection, Sample
 
 from .signature import split_steps
 
+Prefix = tuple[Question, tuple[str, ...]]  # a question and the first steps of a program
+
 
 class Continuer(Protocol):
-    """A policy that continues a program: up to k continuations (the steps after `prefix`)."""
+    """A policy that continues programs: for each (question, prefix), up to k continuations
+    (the steps after the prefix); no continuation judges the prefix alone."""
 
     name: str
 
-    def continuations(self, question: Question, prefix: Sequence[str], k: int
-                      ) -> list[list[str]]: ...
+    def continuations(self, prefixes: Sequence[Prefix], k: int) -> list[list[list[str]]]: ...
 
 
 class ReferenceContinuer:
@@ -42,12 +46,13 @@ class ReferenceContinuer:
 
     name = "reference"
 
-    def continuations(self, question: Question, prefix: Sequence[str], k: int
-                      ) -> list[list[str]]:
-        program = reference_program(question)
-        if isinstance(program, Rejection):
-            return []
-        return [split_steps(program)[len(prefix):]]
+    def continuations(self, prefixes: Sequence[Prefix], k: int) -> list[list[list[str]]]:
+        out: list[list[list[str]]] = []
+        for question, prefix in prefixes:
+            program = reference_program(question)
+            out.append([] if isinstance(program, Rejection)
+                       else [split_steps(program)[len(prefix):]])
+        return out
 
 
 def rollout_first_wrong_steps(samples: Sequence[Sample], questions: dict[str, Question],
@@ -57,18 +62,23 @@ def rollout_first_wrong_steps(samples: Sequence[Sample], questions: dict[str, Qu
     prefix still reached it, or the question has no gold). All rollouts of all samples run in
     one sandbox batch."""
     config = config or ExecConfig()
-    programs: list[str] = []
-    owners: list[tuple[str, int]] = []  # (sample_id, step) of each program
+    asked: list[tuple[str, int]] = []  # (sample_id, step) of each prefix
+    prefixes: list[Prefix] = []
     for s in samples:
         q = questions[s.question_id]
         if q.gold_answer is None:
             continue
         steps = split_steps(s.program or "")
         for i in range(len(steps)):
-            prefix = steps[:i + 1]
-            for cont in continuer.continuations(q, prefix, k)[:k] or [[]]:
-                programs.append("\n".join([*prefix, *cont]))
-                owners.append((s.sample_id, i))
+            asked.append((s.sample_id, i))
+            prefixes.append((q, tuple(steps[:i + 1])))
+    programs: list[str] = []
+    owners: list[tuple[str, int]] = []  # (sample_id, step) of each program
+    for owner, (_, prefix), conts in zip(asked, prefixes,
+                                         continuer.continuations(prefixes, k), strict=True):
+        for cont in conts[:k] or [[]]:
+            programs.append("\n".join([*prefix, *cont]))
+            owners.append(owner)
     results = execute_programs(programs, timeout_s=config.exec_timeout_s,
                                memory_mb=config.exec_memory_mb, workers=config.exec_workers)
     reached: dict[tuple[str, int], bool] = {}

@@ -118,6 +118,7 @@ class StepRollouts:
             if label is not None and step is not None:
                 counts["rollout_agrees_with_label" if label == step
                        else "rollout_disagrees_with_label"] += 1
+        counts.update(getattr(self.continuer, "counts", {}))  # an LLM policy's requests, cost
         return StageResult(kept=items, counts=counts)
 
 
