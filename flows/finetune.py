@@ -54,10 +54,11 @@ class _Subset(BaseModel):
 class _Method(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["sft", "dpo"] = Field(
-        "sft", description="sft: supervised fine-tuning on a subset of the snapshot; dpo: "
-        "TRL's DPOTrainer on the warehouse's preference pairs (`distillery preferences` makes "
-        "them), starting from base_model, usually an SFT run's model folder")
+    # The form's first field: which trainer, and so which of the sections below apply.
+    method: Literal["sft", "dpo"] = Field("sft", description=(
+        "sft: supervised fine-tuning on a subset of the snapshot; dpo: TRL's DPOTrainer on "
+        "the warehouse's preference pairs (`distillery preferences` makes them), starting "
+        "from base_model, usually an SFT run's model folder"))
 
 
 class _Pairs(BaseModel):

@@ -16,8 +16,9 @@ from warehouse import Store
 
 
 def _field(page, label: str):  # noqa: ANN001, ANN202 - playwright Page -> Locator
-    # The form's inputs carry no accessible name: take the first input after the label.
-    return page.locator(f"xpath=//*[normalize-space(text())='{label} (Optional)']"
+    # The form's inputs carry no accessible name: take the first input after the label
+    # (the first such label: the dpo section repeats some training names further down).
+    return page.locator(f"xpath=(//*[normalize-space(text())='{label} (Optional)'])[1]"
                         "/following::input[1]")
 
 
@@ -44,7 +45,7 @@ def test_custom_finetune_run_from_the_ui(live_prefect):
         page.get_by_role("link", name="finetune", exact=True).first.click()
         page.get_by_role("button", name="Run", exact=True).click()
         page.get_by_text("Custom run").click()
-        page.get_by_text("Max Steps (Optional)").wait_for()
+        page.get_by_text("Max Steps (Optional)").first.wait_for()
 
         page.get_by_role("textbox").first.fill(run_name)  # Run Name
         # Plain-typed fields (0 = not set): a value is typed at once, no type
@@ -72,6 +73,7 @@ def test_custom_finetune_run_from_the_ui(live_prefect):
     config = run.parameters["config"]
     assert (config["max_steps"], config["subset_size"], config["eval_n"]) == (3, 40, 4)
     assert config["base_model"] == "tiny"  # untouched fields keep the deployment's defaults
+    assert config["method"] == "sft" and config["dpo"]["max_steps"] == 0  # not the dpo one
     _, rows = Store(live_prefect.warehouse).query(
         "SELECT status, params, metrics FROM finetune_runs ORDER BY started_at DESC LIMIT 1")
     status, params, metrics = rows[0]
