@@ -157,9 +157,9 @@ def main() -> None:
               "client CPU ms/req", "bare httpx req/s", "bare ratio", "bare CPU ms/req"]
     body = (markdown_table(header, rows)
             + f"\n\nServer latency {args.latency * 1000:.0f} ms, server in a separate process "
-            "on the same machine (tests/fake_openai.py). `client` is LLMClient.complete (openai "
-            "SDK with max_retries=0, our adaptive limit (it stays at 64 here: no queue) and retry "
-            "loop, JSON parsing of the body); `bare` "
+            "on the same machine (tests/fake_openai.py). `client` is LLMClient.complete (httpx "
+            "pools of 16 connections, our adaptive limit (it stays at 64 here: no queue), retry "
+            "loop, status mapping and JSON parsing of the body); `bare` "
             "is httpx alone posting the same body, the ceiling this machine allows. CPU is "
             "time.process_time of the client process per request. Goal: ratio >= 0.85 at 64. "
             f"1-min load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f} "
