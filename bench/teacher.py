@@ -6,7 +6,7 @@ Part 1, fixed latency (an elastic hosted API):
 The server (tests/fake_openai.py) runs in its own process and answers every chat completion
 after `latency` seconds, so the ideal throughput at C requests in flight is C / latency. For
 16, 64 and 256 in flight we report what our client (tasks/llm/client.py: adaptive limit,
-retry loop, JSON parsing, the openai SDK underneath) reaches as a ratio to that ideal, its CPU
+retry loop, JSON parsing, plain httpx underneath) reaches as a ratio to that ideal, its CPU
 per request (time.process_time of this process only: the server is another process), and the
 same for a bare httpx client at the same concurrency as the machine's ceiling. Goal: >= 0.85
 of ideal at 64 in flight.
