@@ -246,3 +246,21 @@ def test_ladder_strategies_and_unverified_arm(warehouse, tmp_path):
     by_arm = {r[1]: r for r in rows}
     assert len(rows) == 4 and set(by_arm) == {"verified", "unverified"}
     assert 0 < int(by_arm["unverified"][2]) < 16 and {r[3] for r in rows} == {3}
+
+
+def test_generation_plan_shares_prefixes_and_packs_whole_groups():
+    from tasks.experiments.generate import plan_batches
+
+    ids = [[1, 2, 3, 4, 5], [1, 2, 3, 9], [1, 2, 3, 4, 7, 8], [6, 6], [1, 2, 3, 4, 5]]
+    keys = ["a", "a", "a", "b", "c"]
+    batches = plan_batches(ids, keys, batch_size=3)
+    groups = [g for b in batches for g in b]
+    assert sorted(i for _, rows in groups for i in rows) == [0, 1, 2, 3, 4]
+    assert all(sum(len(rows) for _, rows in b) <= 3 for b in batches)
+    by_rows = {tuple(rows): plen for plen, rows in groups}
+    assert by_rows[(0, 1, 2)] == 3  # the common prefix of the three "a" rows
+    assert by_rows[(3,)] == 1 and by_rows[(4,)] == 4  # alone: all but its last token
+    # A group larger than a batch is split; every row keeps at least one token of its own.
+    split = plan_batches([[1, 2]] * 5, ["k"] * 5, batch_size=2)
+    assert [len(rows) for b in split for _, rows in b] == [2, 2, 1]
+    assert all(plen == 1 for b in split for plen, _ in b)

@@ -93,3 +93,44 @@ def test_lora_finetune_and_evaluation_on_cpu(converted, tmp_path):
     assert ev.n == 2 and ev.correct == round(ev.accuracy * 2)
     assert len(ev.failures) == 2 - ev.correct  # every miss is explained
     assert ev.questions_per_s > 0 and 0 < ev.new_tokens <= 2 * 40
+
+
+def test_shared_prefix_generation_equals_transformers_generate(converted):
+    """The evaluation decoder (prompt prefix shared per context, finished rows dropped) writes
+    exactly what `model.generate` writes, greedy, row by row, while computing each shared
+    table once."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    from tasks.experiments.evaluate import generate_completions, load_eval_set, program_closed
+    from tasks.experiments.student import prompt_messages
+
+    torch.set_num_threads(1)
+    model, tok = load_student(str(converted))
+    questions = load_eval_set("procedural-heldout", 8)[:6]  # 4 on one table, 2 on the next
+    assert len({q.context for q in questions}) == 2
+
+    tok.padding_side = "left"
+    prompts = [tok.apply_chat_template(prompt_messages(q.text, q.context), tokenize=False,
+                                       add_generation_prompt=True) for q in questions]
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    width = enc["input_ids"].shape[1]
+
+    class ProgramEnd(StoppingCriteria):
+        def __call__(self, ids, scores, **kwargs):
+            return torch.tensor([program_closed(t) for t in
+                                 tok.batch_decode(ids[:, width:], skip_special_tokens=True)])
+
+    with torch.inference_mode():
+        gen = model.generate(**enc, do_sample=False, max_new_tokens=40,
+                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                             stopping_criteria=StoppingCriteriaList([ProgramEnd()]))
+    expected = tok.batch_decode(gen[:, width:], skip_special_tokens=True)
+
+    stats: dict[str, int] = {}
+    got = generate_completions(model, tok, questions, batch_size=6, max_new_tokens=40,
+                               stats=stats)
+    assert got == expected
+    prompt_tokens = sum(int(m.sum()) for m in enc["attention_mask"])
+    assert stats["prompt_tokens_computed"] < prompt_tokens / 2  # two tables, not six
+    assert 0 < stats["new_tokens"] <= 6 * 40

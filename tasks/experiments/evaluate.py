@@ -1,10 +1,11 @@
 """Evaluate a student: it writes a program per question, the sandbox runs it, the answer
 module compares the value with the gold answer.
 
-Greedy decoding, batched with left padding (so every row's new tokens start at the same
-column) and the KV cache, prompts sorted by length so a batch pads little. A row stops at the
-end of its turn (eos) or as soon as its program's code fence closes: an untrained model
-otherwise writes prose until max_new_tokens, and a batch runs as long as its longest row.
+Greedy decoding (tasks/experiments/generate.py): batched with the KV cache, the prompt prefix
+computed once for the questions that share a context, prompts ordered by length so a batch
+pads little. A row stops at the end of its turn (eos) or as soon as its program's code fence
+closes (an untrained model otherwise writes prose until max_new_tokens), and leaves the batch
+when it stops.
 Questions render through the same chat template and `tasks.render` functions as the
 training data.
 """
@@ -20,6 +21,7 @@ from typing import Any
 from tasks.answers import answers_match
 from tasks.execute import execute_programs
 from tasks.experiments.abstention import abstention_score, is_abstention, is_unanswerable
+from tasks.experiments.generate import greedy_generate
 from tasks.experiments.student import prompt_messages
 from tasks.render import extract_program
 from tasks.sources import load_questions
@@ -73,63 +75,26 @@ def load_eval_set(spec: str, n: int | None = None, seed: int = 0) -> list[Questi
 _CLOSED_FENCE = re.compile(r"```[^\n`]*\n.*?```", re.S)
 
 
-def _program_end(tokenizer: Any, width: int) -> Any:
-    """A stopping criterion: per row, done once the generated text closes a code fence."""
-    import torch
-    from transformers import StoppingCriteria
-
-    class ProgramEnd(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            texts = tokenizer.batch_decode(input_ids[:, width:], skip_special_tokens=True)
-            return torch.tensor([bool(_CLOSED_FENCE.search(t)) for t in texts],
-                                device=input_ids.device)
-
-    return ProgramEnd()
+def program_closed(text: str) -> bool:
+    """True once the generated text closes a code fence: the program is complete."""
+    return bool(_CLOSED_FENCE.search(text))
 
 
 def generate_completions(model: Any, tokenizer: Any, questions: Sequence[Question], *,
                          batch_size: int = 32, max_new_tokens: int = 256,
                          progress: Callable[[int], None] | None = None,
                          stats: dict[str, int] | None = None) -> list[str]:
-    """Greedy completion (assistant turn text) for each question, in input order.
-    `stats["new_tokens"]` counts the generated tokens (padding after a stop excluded)."""
-    import torch
-    from transformers import StoppingCriteriaList
-
-    tokenizer.padding_side = "left"
+    """Greedy completion (assistant turn text) for each question, in input order. Questions
+    on the same context share its prompt prefix (tasks/experiments/generate.py).
+    `stats["new_tokens"]` counts the generated tokens."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     prompts = [tokenizer.apply_chat_template(prompt_messages(q.text, q.context),
                                              tokenize=False, add_generation_prompt=True)
                for q in questions]
-    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
-    limit = getattr(model.config, "n_positions", None) or getattr(
-        model.config, "max_position_embeddings", None)
-    device = next(model.parameters()).device
-    model.eval()
-    out: list[str] = [""] * len(prompts)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
-                        add_special_tokens=False).to(device)
-        width = enc["input_ids"].shape[1]
-        new = max_new_tokens if not limit else max(1, min(max_new_tokens, limit - width))
-        with torch.inference_mode():
-            gen = model.generate(**enc, do_sample=False, max_new_tokens=new, use_cache=True,
-                                 eos_token_id=tokenizer.eos_token_id,
-                                 pad_token_id=tokenizer.pad_token_id,
-                                 stopping_criteria=StoppingCriteriaList(
-                                     [_program_end(tokenizer, width)]))
-        if stats is not None:
-            stats["new_tokens"] = stats.get("new_tokens", 0) + int(
-                (gen[:, width:] != tokenizer.pad_token_id).sum())
-        texts = tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
-        for i, text in zip(idx, texts, strict=True):
-            out[i] = text
-        if progress:
-            progress(len(idx))
-    return out
+    return greedy_generate(model, tokenizer, prompts, keys=[q.context for q in questions],
+                           batch_size=batch_size, max_new_tokens=max_new_tokens,
+                           stop=program_closed, progress=progress, stats=stats)
 
 
 def score(questions: Sequence[Question], completions: Sequence[str], *, eval_set: str = "",

@@ -1,0 +1,174 @@
+"""Batched greedy decoding for evaluation, sharing the prompt prefix of questions that share
+a context and dropping rows as they finish.
+
+Why not `model.generate`: on a CPU the prompt dominates. An evaluation set asks several
+questions about the same table (procedural-heldout: 4 per table), and the table is most of
+the prompt, so its KV cache is computed once per table and copied to each question's row.
+And `generate` keeps computing a finished row until the whole batch is done; here a row leaves
+the batch (and its KV cache) when it stops, so a batch costs what its rows need.
+
+Layout of one batch, per row: `[pad][prefix of its group][pad][its own suffix]` then the
+generated tokens. Position ids are given explicitly (they skip the pads) and the attention
+mask hides the pads, so every row computes exactly what it would alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+
+def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    n = min(len(r) for r in rows)
+    for j in range(n):
+        t = rows[0][j]
+        if any(r[j] != t for r in rows[1:]):
+            return j
+    return n
+
+
+def plan_batches(token_ids: Sequence[Sequence[int]], keys: Sequence[Hashable] | None,
+                 batch_size: int) -> list[list[tuple[int, list[int]]]]:
+    """Batches of groups `(prefix_len, [row indices])`. Rows with the same key share the
+    longest common token prefix (at most the shortest row minus one token, so every row
+    feeds at least one token of its own). Groups are ordered by prefix length (little
+    padding) and packed whole into batches of at most `batch_size` rows."""
+    by_key: dict[Hashable, list[int]] = {}
+    for i in range(len(token_ids)):
+        by_key.setdefault(keys[i] if keys is not None else i, []).append(i)
+    groups: list[tuple[int, list[int]]] = []
+    for rows in by_key.values():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            shortest = min(len(token_ids[i]) for i in chunk)
+            prefix = min(_common_prefix([token_ids[i] for i in chunk]), shortest - 1)
+            groups.append((max(prefix, 0), chunk))
+    groups.sort(key=lambda g: (g[0], max(len(token_ids[i]) for i in g[1])))
+    batches: list[list[tuple[int, list[int]]]] = []
+    current: list[tuple[int, list[int]]] = []
+    for group in groups:
+        if current and sum(len(g[1]) for g in current) + len(group[1]) > batch_size:
+            batches.append(current)
+            current = []
+        current.append(group)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _left_pad(rows: Sequence[Sequence[int]],
+              pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+    width = max((len(r) for r in rows), default=0)
+    ids = [[pad_id] * (width - len(r)) + list(r) for r in rows]
+    mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
+    return ids, mask
+
+
+def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
+                    keys: Sequence[Hashable] | None = None, batch_size: int = 16,
+                    max_new_tokens: int = 256, stop: Callable[[str], bool] | None = None,
+                    progress: Callable[[int], None] | None = None,
+                    stats: dict[str, int] | None = None) -> list[str]:
+    """Greedy completion of each prompt (in input order). A row stops at an end-of-turn
+    token, after `max_new_tokens`, or once `stop(text so far)` is true (checked when a new
+    token contains a backtick: the program-end test is a closing code fence).
+    `keys[i]` groups prompts that share a prefix (the question's context); None: no sharing.
+    `stats["new_tokens"]` counts the generated tokens; `stats["prompt_tokens_computed"]`
+    the prompt tokens that went through the model (after sharing)."""
+    import torch
+    from transformers import DynamicCache
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
+        tokenizer.eos_token_id or 0)
+    # The tokenizer's end of turn, and the model's generation config's (an int or a list).
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    eos = {tokenizer.eos_token_id, *(config_eos if isinstance(config_eos, list) else
+                                      [config_eos])} - {None}
+    limit = getattr(model.config, "n_positions", None) or getattr(
+        model.config, "max_position_embeddings", None)
+    device = next(model.parameters()).device
+    token_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    out: list[str] = [""] * len(prompts)
+    computed = generated = 0
+    model.eval()
+    # transformers 5.2x renamed `past_key_values` to `cache` (the old name warns).
+    cache_arg = ("cache" if "cache" in inspect.signature(model.forward).parameters
+                 else "past_key_values")
+
+    def forward(ids: list[list[int]], mask: torch.Tensor, positions: list[list[int]],
+                cache: Any) -> torch.Tensor:
+        res = model(input_ids=torch.tensor(ids, device=device), attention_mask=mask,
+                    position_ids=torch.tensor(positions, device=device),
+                    use_cache=True, logits_to_keep=1, **{cache_arg: cache})
+        return res.logits[:, -1, :]
+
+    with torch.inference_mode():
+        for batch in plan_batches(token_ids, keys, batch_size):
+            # 1. Each group's shared prefix once (left-padded).
+            prefixes = [token_ids[rows[0]][:plen] for plen, rows in batch]
+            has_prefix = max(len(p) for p in prefixes) > 0
+            cache = DynamicCache()
+            row_group = [g for g, (_, rows) in enumerate(batch) for _ in rows]
+            order = [i for _, rows in batch for i in rows]
+            if has_prefix:
+                ids, pmask = _left_pad(prefixes, pad_id)
+                positions = [[max(k - (len(m) - sum(m)), 0) for k in range(len(m))]
+                             for m in pmask]
+                forward(ids, torch.tensor(pmask, device=device), positions, cache)
+                computed += sum(len(p) for p in prefixes)
+                cache.batch_select_indices(torch.tensor(row_group, device=device))
+                mask = torch.tensor(pmask, device=device)[row_group]
+            else:
+                mask = torch.zeros((len(order), 0), dtype=torch.long, device=device)
+            # 2. Each row's own suffix (left-padded after the prefix: pads in the middle).
+            plens = [batch[g][0] for g in row_group]
+            suffixes = [token_ids[i][p:] for i, p in zip(order, plens, strict=True)]
+            ids, smask = _left_pad(suffixes, pad_id)
+            positions = [[max(p + k - (len(m) - sum(m)), 0) for k in range(len(m))]
+                         for p, m in zip(plens, smask, strict=True)]
+            mask = torch.cat([mask, torch.tensor(smask, device=device)], dim=1)
+            logits = forward(ids, mask, positions, cache)
+            computed += sum(len(s) for s in suffixes)
+            # 3. Decode; finished rows leave the batch and the cache.
+            live = list(range(len(order)))  # batch row -> position in `order`
+            pos = [len(token_ids[i]) for i in order]
+            budget = [max_new_tokens if not limit else max(1, min(max_new_tokens,
+                                                                  limit - len(token_ids[i])))
+                      for i in order]
+            new: list[list[int]] = [[] for _ in order]
+            while live:
+                nxt = logits.argmax(dim=-1).tolist()
+                keep: list[int] = []
+                for b, r in enumerate(live):
+                    t = nxt[b]
+                    done = t in eos
+                    if not done:
+                        new[r].append(t)
+                        if stop is not None and "`" in tokenizer.decode([t]):
+                            done = stop(tokenizer.decode(new[r], skip_special_tokens=True))
+                    done = done or len(new[r]) >= budget[r]
+                    if not done:
+                        keep.append(b)
+                if len(keep) < len(live):
+                    if progress:
+                        progress(len(live) - len(keep))
+                    if not keep:
+                        break
+                    index = torch.tensor(keep, device=device)
+                    cache.batch_select_indices(index)
+                    mask = mask[index]
+                    nxt = [nxt[b] for b in keep]
+                    live = [live[b] for b in keep]
+                mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
+                positions = [[pos[r]] for r in live]
+                for r in live:
+                    pos[r] += 1
+                logits = forward([[t] for t in nxt], mask, positions, cache)
+            for r, i in enumerate(order):
+                out[i] = tokenizer.decode(new[r], skip_special_tokens=True)
+                generated += len(new[r])
+    if stats is not None:
+        stats["new_tokens"] = stats.get("new_tokens", 0) + generated
+        stats["prompt_tokens_computed"] = stats.get("prompt_tokens_computed", 0) + computed
+    return out
