@@ -7,6 +7,9 @@ another is measured on the wrong thing."""
 from __future__ import annotations
 
 import re
+from typing import Literal
+
+TableFormat = Literal["markdown", "rows"]
 
 INSTRUCTION = ("Write a Python program that computes the answer and stores it in a variable "
                "named `ans`.")
@@ -16,14 +19,58 @@ SYSTEM_PROMPT = ("You are a careful quantitative analyst. You answer questions b
 _FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
 
 
-def render_prompt(question: str, context: str = "") -> str:
-    """The user turn: context (markdown table, then paragraphs), the question, the ask."""
+# How tables reach the student (training data, preference pairs, evaluation). A 135M student
+# trained on markdown tables copied numbers from the wrong cell: it has to count pipes across
+# lines to match a value with its column. One line per row with the column named beside each
+# value makes the lookup local (BENCHMARKS.md, "table format"). Teachers keep markdown.
+STUDENT_TABLES: TableFormat = "rows"
+
+_SEPARATOR = re.compile(r"\s*\|?[\s:|-]+\|?\s*")
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def tables_as_rows(context: str) -> str:
+    """Markdown tables in `context` rewritten one line per table row,
+    `Revenue: 2019 = 1,234; 2018 = 987` (first column: the label; header: the column names);
+    other lines unchanged."""
+    lines = context.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        if (lines[i].lstrip().startswith("|") and i + 1 < len(lines)
+                and "-" in lines[i + 1] and _SEPARATOR.fullmatch(lines[i + 1])):
+            header = _cells(lines[i])
+            i += 2
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                label, *values = _cells(lines[i])
+                pairs = [f"{(header[j] if j < len(header) else '') or f'column {j}'} = {v}"
+                         for j, v in enumerate(values, start=1) if v]
+                out.append(f"{label}: {'; '.join(pairs)}" if pairs else label)
+                i += 1
+            continue
+        out.append(lines[i])
+        i += 1
+    return "\n".join(out)
+
+
+def render_prompt(question: str, context: str = "", *,
+                  tables: TableFormat = "markdown") -> str:
+    """The user turn: context (tables, then paragraphs), the question, the ask. `tables`:
+    markdown as the source wrote them, or `rows` (tables_as_rows)."""
     parts = []
     if context and context.strip():
-        parts.append(context.strip())
+        parts.append(tables_as_rows(context.strip()) if tables == "rows" else context.strip())
     parts.append(f"Question: {question.strip()}")
     parts.append(INSTRUCTION)
     return "\n\n".join(parts)
+
+
+def student_prompt(question: str, context: str = "") -> str:
+    """The user turn as the student sees it, in training and in evaluation alike."""
+    return render_prompt(question, context, tables=STUDENT_TABLES)
 
 
 def render_completion(program: str) -> str:

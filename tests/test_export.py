@@ -16,7 +16,7 @@ from flows.refresh import RefreshConfig, refresh
 from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_flow, export_subset
 from tasks.errors import InputError
 from tasks.experiments.export import export_examples
-from tasks.render import SYSTEM_PROMPT, render_completion, render_prompt
+from tasks.render import SYSTEM_PROMPT, render_completion, student_prompt
 from warehouse import Store
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -47,9 +47,9 @@ def test_round_trip(subset, tmp_path, fmt):
         turns = row["messages"] if fmt == "messages" else row["prompt"] + row["completion"]
         assert [t["role"] for t in turns] == ["system", "user", "assistant"]
         assert turns[0]["content"] == SYSTEM_PROMPT
-        assert turns[1]["content"] == render_prompt(ex.text, ex.context)
+        assert turns[1]["content"] == student_prompt(ex.text, ex.context)
         assert turns[2]["content"] == render_completion(ex.program)
-        assert "| Line item |" in turns[1]["content"]  # the table, as markdown
+        assert "| Line item |" in ex.context and "|" not in turns[1]["content"]  # as rows
         assert (row["sample_id"], row["source"], row["kind"], row["difficulty"]) == (
             ex.sample_id, ex.source, ex.kind, ex.difficulty)
         assert is_conversational(row)  # what TRL's SFTTrainer dispatches on
@@ -95,10 +95,39 @@ def test_export_examples_takes_plain_mappings(tmp_path):
              "answer": 5}]
     res = export_examples(rows, tmp_path, "prompt-completion")
     ds = load_from_disk(res["hf"])
-    assert ds[0]["prompt"][1]["content"] == render_prompt("What is 2 + 3?")
+    assert ds[0]["prompt"][1]["content"] == student_prompt("What is 2 + 3?")
     assert ds[0]["kind"] is None and ds[0]["answer"] == "5"
     assert ds.features["difficulty"].dtype == "int32"
     with pytest.raises(InputError, match="export format 'chatml'"):
         export_examples(rows, tmp_path, "chatml")
     with pytest.raises(InputError, match="no program"):
         export_examples([{**rows[0], "program": None}], tmp_path)
+
+
+def test_student_tables_as_rows_keep_every_cell_with_its_row_and_column():
+    """Each value of a procedural table and of a TAT-QA table ends up on its row's line,
+    named by its column; the paragraphs after a table are untouched."""
+    from tasks.render import render_prompt, tables_as_rows
+    from tasks.sources import load_questions
+    from tasks.sources.tatqa import render_context
+
+    q = load_questions("procedural", n=1, seed=3)[0]
+    table = [line for line in q.context.splitlines() if line.startswith("|")]
+    years = [c.strip() for c in table[0].strip("|").split("|")][1:]
+    rows = tables_as_rows(q.context).splitlines()
+    for line in table[2:]:
+        label, *values = [c.strip() for c in line.strip("|").split("|")]
+        [mine] = [r for r in rows if r.startswith(f"{label}: ")]
+        assert mine == f"{label}: " + "; ".join(
+            f"{y} = {v}" for y, v in zip(years, values, strict=True))
+    prose = [line for line in q.context.splitlines() if line and not line.startswith("|")]
+    assert all(line in rows for line in prose)
+    assert render_prompt(q.text, q.context) != render_prompt(q.text, q.context, tables="rows")
+
+    tatqa = render_context([["", "2019", "2018"], ["Net sales", "$1,200", ""],
+                            ["Total", "3.5%", "(12)"]],
+                           [{"order": 1, "text": "Sales rose | slightly."}])
+    assert tables_as_rows(tatqa).splitlines() == [
+        "Net sales: 2019 = $1,200", "Total: 2019 = 3.5%; 2018 = (12)", "",
+        "Sales rose | slightly."]
+    assert tables_as_rows("| not | a table |\nplain") == "| not | a table |\nplain"

@@ -20,7 +20,7 @@ from tasks.execute import execute_programs
 from tasks.preferences.pairs import Group, distinct_solutions, outcome_pairs
 from tasks.preferences.signature import program_signature, split_steps
 from tasks.preferences.stages import ValidatePairs
-from tasks.render import render_prompt
+from tasks.render import student_prompt
 from tasks.teachers.reference import reference_program
 from warehouse import Store
 
@@ -69,7 +69,7 @@ def test_outcome_pairs_one_per_wrong_sample_with_lineage(made):
         assert c["teacher"] == "reference" and c["run_id"] == out.run_id == run_id
         q = questions[qid]
         assert c["program"] == reference_program(q)
-        assert prompt == render_prompt(q.text, q.context)
+        assert prompt == student_prompt(q.text, q.context)
         assert rule.startswith("outcome:closest")
     assert out.counts["reference_added"] == len(wrong) == out.tables["pairs.outcome"]
 

@@ -5,7 +5,7 @@
 - `prompt_completion`: conversational prompt-completion, `prompt` = [system, user] and
   `completion` = [assistant]; SFTTrainer then puts the loss on the completion only.
 
-The user turn is `tasks.render.render_prompt`, the same function evaluation renders questions
+The user turn is `tasks.render.student_prompt`, the same function evaluation renders questions
 with, so the student is trained and measured on the same text.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from tasks.errors import InputError
-from tasks.render import SYSTEM_PROMPT, render_completion, render_prompt
+from tasks.render import SYSTEM_PROMPT, render_completion, student_prompt
 
 FORMATS = ("messages", "prompt_completion")
 # Columns carried next to the training text, so a trained model's data can be traced back
@@ -51,8 +51,8 @@ def example_messages(example: Any) -> list[dict[str, str]]:
         raise InputError(f"example {_field(example, 'question_id')}: no program to train on")
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": render_prompt(_field(example, "text"),
-                                                  _field(example, "context") or "")},
+        {"role": "user", "content": student_prompt(_field(example, "text"),
+                                                   _field(example, "context") or "")},
         {"role": "assistant", "content": render_completion(program)},
     ]
 

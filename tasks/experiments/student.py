@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import InputError
-from tasks.render import SYSTEM_PROMPT, render_completion, render_prompt
+from tasks.render import SYSTEM_PROMPT, render_completion, student_prompt
 
 TINY = "tiny"
 SMOLLM2 = "smollm2-135m"
@@ -49,7 +49,7 @@ CHAT_TEMPLATE = (
 def prompt_messages(question: str, context: str = "") -> list[dict[str, str]]:
     """System + user turns, exactly as training examples render them (tasks.render)."""
     return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": render_prompt(question, context)}]
+            {"role": "user", "content": student_prompt(question, context)}]
 
 
 def example_messages(question: str, context: str, program: str) -> list[dict[str, str]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tasks.render import SYSTEM_PROMPT, render_completion, render_prompt
+from tasks.render import SYSTEM_PROMPT, render_completion, student_prompt
 
 PAIR_FORMATS = ("preference", "kto")
 PAIR_META = ("pair_id", "pair_type", "question_id", "chosen_sample_id", "rejected_sample_id",
@@ -67,7 +67,7 @@ def pair_rows(pairs: Sequence[Mapping[str, Any]], fmt: str = "preference"
 def verifier_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """verifier_labels rows (question, context, solution, correct) as TRL rows."""
     return [{"prompt": [_turn("system", SYSTEM_PROMPT),
-                        _turn("user", render_prompt(r["question"], r.get("context") or ""))],
+                        _turn("user", student_prompt(r["question"], r.get("context") or ""))],
              "completion": [_turn("assistant", render_completion(r["solution"]))],
              "label": bool(r["correct"]), **{c: r.get(c) for c in VERIFIER_META}}
             for r in rows]

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.render import render_prompt
+from tasks.render import student_prompt
 from tasks.types import Question, Sample, stable_hash
 
 from .signature import program_signature, relative_distance, split_steps
@@ -55,7 +55,7 @@ class Group:
 class PreferencePair:
     """One (prompt, chosen, rejected) with lineage to both samples.
 
-    prompt: the rendered user turn (tasks.render.render_prompt), the same text SFT uses.
+    prompt: the rendered user turn (tasks.render.student_prompt), the same text SFT uses.
     prefix: for step pairs, the steps before the first wrong one (the start of the assistant
     turn); "" for outcome pairs. chosen/rejected: program text after the prefix."""
 
@@ -99,7 +99,7 @@ def distinct_solutions(group: Group, n: int, min_distance: float = 0.0
 
 
 def _prompt(q: Question) -> str:
-    return render_prompt(q.text, q.context)
+    return student_prompt(q.text, q.context)
 
 
 def outcome_pairs(group: Group, per_question: int = 1) -> list[PreferencePair]:
