@@ -57,12 +57,16 @@ def plan_batches(token_ids: Sequence[Sequence[int]], keys: Sequence[Hashable] | 
     return batches
 
 
-def _left_pad(rows: Sequence[Sequence[int]],
-              pad_id: int) -> tuple[list[list[int]], list[list[int]]]:
+def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, starts: Sequence[int]
+              ) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+    """(ids, attention mask, position ids) of rows left-padded to one width; row i's tokens
+    take positions starts[i], starts[i] + 1, ... (pads: 0, masked anyway)."""
     width = max((len(r) for r in rows), default=0)
     ids = [[pad_id] * (width - len(r)) + list(r) for r in rows]
     mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
-    return ids, mask
+    positions = [[0] * (width - len(r)) + list(range(s, s + len(r)))
+                 for r, s in zip(rows, starts, strict=True)]
+    return ids, mask, positions
 
 
 def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
@@ -112,9 +116,7 @@ def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
             row_group = [g for g, (_, rows) in enumerate(batch) for _ in rows]
             order = [i for _, rows in batch for i in rows]
             if has_prefix:
-                ids, pmask = _left_pad(prefixes, pad_id)
-                positions = [[max(k - (len(m) - sum(m)), 0) for k in range(len(m))]
-                             for m in pmask]
+                ids, pmask, positions = _left_pad(prefixes, pad_id, [0] * len(prefixes))
                 forward(ids, torch.tensor(pmask, device=device), positions, cache)
                 computed += sum(len(p) for p in prefixes)
                 cache.batch_select_indices(torch.tensor(row_group, device=device))
@@ -124,9 +126,7 @@ def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
             # 2. Each row's own suffix (left-padded after the prefix: pads in the middle).
             plens = [batch[g][0] for g in row_group]
             suffixes = [token_ids[i][p:] for i, p in zip(order, plens, strict=True)]
-            ids, smask = _left_pad(suffixes, pad_id)
-            positions = [[max(p + k - (len(m) - sum(m)), 0) for k in range(len(m))]
-                         for p, m in zip(plens, smask, strict=True)]
+            ids, smask, positions = _left_pad(suffixes, pad_id, plens)
             mask = torch.cat([mask, torch.tensor(smask, device=device)], dim=1)
             logits = forward(ids, mask, positions, cache)
             computed += sum(len(s) for s in suffixes)
