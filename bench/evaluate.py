@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m", help="model dir, alias or HF id")
     ap.add_argument("--eval", default="procedural-heldout")
     ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=150)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true", help="print only")

@@ -41,7 +41,7 @@ def _train_fields(args: argparse.Namespace) -> dict:
                 lora_alpha=2 * args.lora_r, trainable_layers=args.layers, epochs=args.epochs,
                 learning_rate=args.lr, batch_size=args.batch, grad_accum=args.grad_accum,
                 threads=args.threads,
-                eval_n=args.eval_n, max_new_tokens=args.max_new_tokens, eval_batch_size=16)
+                eval_n=args.eval_n, max_new_tokens=args.max_new_tokens, eval_batch_size=64)
 
 
 def _ev_row(curve: str, examples: int, ev: dict, train_s: float) -> dict:
@@ -139,7 +139,7 @@ class Bench:
         for name, ref in (("base", "smollm2-135m"), (f"random-{self.top[0]}", self.top[1])):
             self.gsm[name] = evaluate_flow(EvaluateConfig(
                 model=ref, eval_set=f"gsm8k:{GSM8K}", eval_n=self.args.gsm8k_n,
-                max_new_tokens=self.args.max_new_tokens, eval_batch_size=16,
+                max_new_tokens=self.args.max_new_tokens, eval_batch_size=64,
                 threads=self.args.threads, warehouse=str(self.verified))).result.as_dict()
 
     def _plot(self) -> None:

@@ -78,7 +78,8 @@ class _Eval(BaseModel):
     eval_set: str = Field("procedural-heldout", description=EVAL_SETS_HELP)
     eval_n: int = Field(200, ge=0, description="questions evaluated (0: skip evaluation)")
     eval_seed: int = Field(0, description="seed of the procedural held-out questions")
-    eval_batch_size: int = Field(16, ge=1, le=1024, description="questions generated at once")
+    eval_batch_size: int = Field(64, ge=1, le=1024, description="questions generated at "
+                                 "once (on a CPU 64 rows decode 2x the tokens/s of 16)")
     max_new_tokens: int = Field(256, ge=8, le=4096, description="longest answer in tokens "
                                 "(generation stops earlier at the end of the program)")
 

@@ -264,3 +264,32 @@ def test_generation_plan_shares_prefixes_and_packs_whole_groups():
     split = plan_batches([[1, 2]] * 5, ["k"] * 5, batch_size=2)
     assert [len(rows) for b in split for _, rows in b] == [2, 2, 1]
     assert all(plen == 1 for b in split for plen, _ in b)
+
+
+def test_fused_head_scores_only_labelled_positions_with_the_same_loss(procedural_rows,
+                                                                        tmp_path):
+    """On a CPU TRL's fused LM head scores every position unless told otherwise; ours takes
+    its compact path (labelled positions only). Loss and gradients equal the model's own
+    cross-entropy over all positions with the prompt masked."""
+    import torch
+    import trl.trainer.utils as trl_utils
+    from datasets import Dataset
+
+    model, tok = build_tiny_student(conversation_texts(procedural_rows), n_layer=2, n_embd=64,
+                                    n_head=2)
+    trainer = make_trainer(Dataset.from_list(procedural_rows[:8]), tmp_path / "m",
+                           TrainParams(max_steps=1, batch_size=4), model=model, tokenizer=tok)
+    assert trl_utils._use_triton(torch.device("cpu")) is True  # the compact path is taken
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert (batch["labels"] == IGNORE).float().mean() > 0.3  # a real prompt share to skip
+    trainer.model.train()
+    fused = trainer.compute_loss(trainer.model, dict(batch))
+    fused.backward()
+    grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+    trainer.model.zero_grad()
+    own = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                        labels=batch["labels"]).loss
+    own.backward()
+    assert torch.allclose(fused, own, rtol=1e-5, atol=1e-6), (fused.item(), own.item())
+    assert grads and all(torch.allclose(grads[n], p.grad, rtol=1e-4, atol=1e-6)
+                         for n, p in trainer.model.named_parameters() if n in grads)

@@ -81,7 +81,7 @@ def program_closed(text: str) -> bool:
 
 
 def generate_completions(model: Any, tokenizer: Any, questions: Sequence[Question], *,
-                         batch_size: int = 32, max_new_tokens: int = 256,
+                         batch_size: int = 64, max_new_tokens: int = 256,
                          progress: Callable[[int], None] | None = None,
                          stats: dict[str, int] | None = None) -> list[str]:
     """Greedy completion (assistant turn text) for each question, in input order. Questions
@@ -149,7 +149,7 @@ def score(questions: Sequence[Question], completions: Sequence[str], *, eval_set
 
 
 def evaluate_model(model: Any, tokenizer: Any, questions: Sequence[Question], *,
-                   eval_set: str = "", batch_size: int = 32, max_new_tokens: int = 256,
+                   eval_set: str = "", batch_size: int = 64, max_new_tokens: int = 256,
                    exec_timeout_s: float = 2.0,
                    progress: Callable[[int], None] | None = None) -> EvalResult:
     t0 = time.perf_counter()

@@ -216,6 +216,32 @@ def freeze_below(model: Any, layers: list[int]) -> None:
         param.requires_grad = any(k in name for k in keep) or final_norm
 
 
+def score_labelled_positions_only() -> bool:
+    """Make TRL's fused LM head score only the positions that carry a label, on a CPU too.
+
+    TRL (1.16) projects through the LM head in tiles and compacts the batch to the labelled
+    positions only where its Triton kernel runs; elsewhere it scores every position (to keep
+    tile shapes fixed for compilers) and masks the result. A completion-only example here is
+    ~500 tokens of which ~70 carry a label, so on a CPU the head then costs a quarter of a
+    LoRA step (profile in BENCHMARKS.md). The compact path gives the same loss and gradients
+    (tests/test_finetune.py) and is chosen here for CPU tensors; the kernel choice itself stays
+    TRL's. Returns False (and changes nothing) if this TRL has no such switch."""
+    import trl.trainer.utils as trl_utils
+
+    choose = getattr(trl_utils, "_use_triton", None)
+    if choose is None:
+        return False
+    if getattr(choose, "compact_on_cpu", False):
+        return True
+
+    def compact(device: Any) -> bool:
+        return device.type == "cpu" or choose(device)
+
+    compact.compact_on_cpu = True  # type: ignore[attr-defined]
+    trl_utils._use_triton = compact
+    return True
+
+
 def make_trainer(dataset: Any, output_dir: str | Path, params: TrainParams,
                  model: Any = None, tokenizer: Any = None, callbacks: list[Any] | None = None,
                  progress: bool = False) -> Any:
@@ -274,6 +300,7 @@ def make_trainer(dataset: Any, output_dir: str | Path, params: TrainParams,
         disable_tqdm=not progress,
     )
     peft_config = _lora_config(params, model) if params.lora else None
+    score_labelled_positions_only()
     trainer = SFTTrainer(model=model, args=config, train_dataset=rows, processing_class=tokenizer,
                          peft_config=peft_config, callbacks=callbacks)
     if not progress:

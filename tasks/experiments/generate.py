@@ -69,8 +69,56 @@ def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, starts: Sequence[int]
     return ids, mask, positions
 
 
+def _growing_cache() -> Any:
+    """A DynamicCache whose layers write into preallocated buffers (grown by 128 positions
+    when full) and hand attention views of the filled part. `DynamicLayer` concatenates each
+    layer's whole K/V on every decoding step: a quarter of the decode time in a profile on
+    this CPU. Dropping rows still copies (rarely: once per finished row)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
+            super().lazy_initialization(key_states, value_states)
+            self.buffers: tuple[Any, Any] | None = None
+            self.length = 0
+
+        def _views(self) -> None:
+            k, v = self.buffers
+            self.keys, self.values = k[..., :self.length, :], v[..., :self.length, :]
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any
+                   ) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            n = key_states.shape[-2]
+            capacity = self.buffers[0].shape[-2] if self.buffers else 0
+            if self.length + n > capacity:
+                shape = (*key_states.shape[:2], self.length + n + 128,
+                         key_states.shape[-1])
+                grown = (key_states.new_empty(shape), value_states.new_empty(shape))
+                if self.length:
+                    for new, old in zip(grown, self.buffers, strict=True):
+                        new[..., :self.length, :] = old[..., :self.length, :]
+                self.buffers = grown
+            self.buffers[0][..., self.length:self.length + n, :] = key_states
+            self.buffers[1][..., self.length:self.length + n, :] = value_states
+            self.length += n
+            self._views()
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices: Any) -> None:
+            if self.is_initialized and self.length:
+                self.buffers = (self.buffers[0][indices], self.buffers[1][indices])
+                self._views()
+
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = GrowingLayer
+    return cache
+
+
 def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
-                    keys: Sequence[Hashable] | None = None, batch_size: int = 16,
+                    keys: Sequence[Hashable] | None = None, batch_size: int = 64,
                     max_new_tokens: int = 256, stop: Callable[[str], bool] | None = None,
                     progress: Callable[[int], None] | None = None,
                     stats: dict[str, int] | None = None) -> list[str]:
@@ -81,7 +129,6 @@ def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
     `stats["new_tokens"]` counts the generated tokens; `stats["prompt_tokens_computed"]`
     the prompt tokens that went through the model (after sharing)."""
     import torch
-    from transformers import DynamicCache
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
         tokenizer.eos_token_id or 0)
@@ -112,7 +159,7 @@ def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
             # 1. Each group's shared prefix once (left-padded).
             prefixes = [token_ids[rows[0]][:plen] for plen, rows in batch]
             has_prefix = max(len(p) for p in prefixes) > 0
-            cache = DynamicCache()
+            cache = _growing_cache()
             row_group = [g for g, (_, rows) in enumerate(batch) for _ in rows]
             order = [i for _, rows in batch for i in rows]
             if has_prefix:

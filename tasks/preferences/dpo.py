@@ -69,6 +69,8 @@ def train_dpo(pairs: Any, output_dir: str | Path, params: DPOParams, *, model: A
     import torch
     from trl import DPOConfig, DPOTrainer
 
+    from tasks.experiments.finetune import score_labelled_positions_only
+
     cuda = torch.cuda.is_available()
     context = getattr(model.config, "n_positions", None) or getattr(
         model.config, "max_position_embeddings", None)
@@ -86,6 +88,7 @@ def train_dpo(pairs: Any, output_dir: str | Path, params: DPOParams, *, model: A
     # model.name_or_path, which a model built or converted in this process does not have.
     ref_model = copy.deepcopy(model).eval()
     ref_model.requires_grad_(False)
+    score_labelled_positions_only()  # the same fused LM head as SFT: labelled positions only
     trainer = DPOTrainer(model=model, ref_model=ref_model, args=config, train_dataset=pairs,
                          processing_class=tokenizer)
     from transformers.trainer_callback import PrinterCallback
