@@ -178,7 +178,8 @@ def section(b: Bench) -> str:
             "eval questions/s"]
     lines = [
         f"SmolLM2-135M-Instruct (`smollm2-135m`), LoRA r={args.lora_r} alpha={2 * args.lora_r}"
-        f" on the top {args.layers or 'all'} layers (attention + MLP projections), "
+        f" on {f'the top {args.layers}' if args.layers else 'all'} layers (attention + MLP "
+        "projections), "
         f"{args.epochs:g} epochs, learning rate {args.lr:g}, batch {args.batch} x "
         f"{args.grad_accum} accumulated, tables shown as rows, "
         f"{args.threads} torch thread(s); the same settings for every rung. Procedural "
