@@ -73,7 +73,8 @@ def _growing_cache() -> Any:
     """A DynamicCache whose layers write into preallocated buffers (grown by 128 positions
     when full) and hand attention views of the filled part. `DynamicLayer` concatenates each
     layer's whole K/V on every decoding step: a quarter of the decode time in a profile on
-    this CPU. Dropping rows still copies (rarely: once per finished row)."""
+    this CPU. Dropping finished rows still copies the buffers of the rows that stay (37 drops,
+    7.7% of the CPU time of 64 questions at batch 64)."""
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
