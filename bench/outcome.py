@@ -288,7 +288,8 @@ def levers(args: argparse.Namespace) -> str:
             gen.append([batch, cache_name, round(step * 1000, 1), round(batch / step, 1)])
     return "\n".join([
         "Training throughput, smollm2-135m LoRA, 16 procedural examples (4 steps of 4, "
-        "about 500 tokens each); each row changes one thing from the recipe (all 30 layers, "
+        f"about {rows[0][1] // len(qs)} tokens each); each row changes one thing from the "
+        "recipe (all 30 layers, "
         "2 threads, length-grouped batches, LM head on the labelled positions only):", "",
         markdown_table(["setting", "tokens", "tokens/s (wall)", "tokens per CPU second",
                         "trainable parameters"], rows), "",
