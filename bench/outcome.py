@@ -334,7 +334,9 @@ def main() -> None:
 
         now = dt.datetime.now(dt.UTC)
         hh, mm = (int(x) for x in args.deadline.split(":"))
-        args.deadline_epoch = now.replace(hour=hh, minute=mm, second=0).timestamp()
+        at = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        # A deadline earlier in the day than now means tomorrow (a run started before midnight).
+        args.deadline_epoch = (at if at > now else at + dt.timedelta(days=1)).timestamp()
     if args.levers:
         text = levers(args)
         print(text, flush=True)
