@@ -65,6 +65,17 @@ def test_writes_are_idempotent_and_snapshots_only_change_with_content(warehouse_
     assert np.allclose(got[text_key(qs[2].text)], 2.0)
 
 
+def test_questions_load_in_the_order_asked(warehouse_path):
+    # Training sets are built from this list: the same ids must give the same order every run.
+    store = Store(warehouse_path)
+    qs = [_q(i) for i in range(200)]
+    store.save_stage("r1", StageResult(records={"questions": qs}))
+    asked = [q.question_id for q in reversed(qs)][::3] + ["no-such-id", qs[0].question_id]
+    got = store.load_questions(asked)
+    assert [q.question_id for q in got] == [i for i in asked if i != "no-such-id"]
+    assert got[-1].text == qs[0].text and got[-1].meta == qs[0].meta
+
+
 def test_failed_write_transaction_leaves_nothing(warehouse_path):
     store = Store(warehouse_path)
     with pytest.raises(RuntimeError), store.write() as con:

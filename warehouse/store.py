@@ -108,20 +108,25 @@ class Store:
         return dict(rows)
 
     def load_questions(self, question_ids: Sequence[str]) -> list[Question]:
+        """The stored questions of these ids, in the order asked (ids not stored are left
+        out). The order matters: a training set built from it must not change between two
+        runs of the same config, and a parallel DuckDB join returns rows in any order."""
         if not question_ids:
             return []
-        ids = pa.table({"question_id": list(question_ids)})
+        ids = pa.table({"question_id": list(dict.fromkeys(question_ids))})
         with self.connect() as con:
             con.register("ids", ids)
             rows = con.execute(
-                "SELECT text, source, context, gold_answer, gold_program, difficulty, "
-                "source_id, meta FROM questions JOIN ids USING (question_id)"
+                "SELECT question_id, text, source, context, gold_answer, gold_program, "
+                "difficulty, source_id, meta FROM questions JOIN ids USING (question_id)"
             ).fetchall()
-        return [
-            Question(text=r[0], source=r[1], context=r[2], gold_answer=r[3], gold_program=r[4],
-                     difficulty=r[5], source_id=r[6], meta=json.loads(r[7] or "{}"))
+        by_id = {
+            r[0]: Question(text=r[1], source=r[2], context=r[3], gold_answer=r[4],
+                           gold_program=r[5], difficulty=r[6], source_id=r[7],
+                           meta=json.loads(r[8] or "{}"))
             for r in rows
-        ]
+        }
+        return [by_id[i] for i in question_ids if i in by_id]
 
     def representatives(self, model: str) -> tuple[list[str], list[str], list[str], np.ndarray]:
         """Questions already kept by dedup, with their stored embeddings: the set that new
