@@ -49,7 +49,8 @@ def write_rows(rows: Sequence[dict[str, Any]], out: str | Path) -> Path:
 def plot_learning_curve(rows: Sequence[dict[str, Any]], path: Path, *, title: str,
                         ylabel: str) -> Path:
     """Accuracy against training examples as a PNG, one line per `curve` (strategy or arm);
-    the `base` row (examples=0) is every line's starting point."""
+    the `base` row (examples=0) is every line's starting point; a curve with one size is
+    drawn as a lone marker."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,9 +66,12 @@ def plot_learning_curve(rows: Sequence[dict[str, Any]], path: Path, *, title: st
     ys_all = [r["accuracy"] for r in rows if r["accuracy"] == r["accuracy"]]
     fig, ax = plt.subplots(figsize=(6.5, 4), dpi=100)
     for name, points in curves.items():
-        points = base + sorted(points, key=lambda r: r["examples"])
+        # An arm trained at one size only (--arm-sizes) is a point, not a curve: a line from
+        # the base would draw a slope that was never measured.
+        alone = len(points) == 1
+        points = (base if not alone else []) + sorted(points, key=lambda r: r["examples"])
         ax.plot([r["examples"] for r in points], [r["accuracy"] for r in points],
-                marker="o", label=name)
+                marker="D" if alone else "o", linestyle="none" if alone else "-", label=name)
     if not curves and base:
         ax.plot([0], [base[0]["accuracy"]], marker="o", label="base")
     # symlog keeps the base model's zero point on a log-scaled size axis.
