@@ -110,7 +110,8 @@ class Store:
     def load_questions(self, question_ids: Sequence[str]) -> list[Question]:
         """The stored questions of these ids, in the order asked (ids not stored are left
         out). The order matters: a training set built from it must not change between two
-        runs of the same config, and a parallel DuckDB join returns rows in any order."""
+        runs of the same config, and a join returns storage order, which differs between
+        two refreshes of the same config."""
         if not question_ids:
             return []
         ids = pa.table({"question_id": list(dict.fromkeys(question_ids))})
