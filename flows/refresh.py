@@ -85,6 +85,7 @@ class RefreshSummary(BaseModel):
     rejection_reasons: list[dict[str, Any]]
     warehouse: str
     quality: QualityReport = QualityReport()
+    failure: str | None = None  # one line, when the run failed (status "failed")
 
     def __getitem__(self, key: str) -> Any:  # summary["counts"] reads as before
         return getattr(self, key)
@@ -150,6 +151,8 @@ def _stages(config: RefreshConfig, store: Store, run: PipelineRun,
         *([judge] if judge else []),                # after dedup: nobody pays for a duplicate
     ])
     samples = run.stage(teacher, questions)
+    if failure := _teacher_failure(run, store):  # nothing came back: nothing to verify
+        return _finish(store, run, [], None, failure=failure)
     by_id = {q.question_id: q for q in questions}
     validate = Validate(config.quality, by_id, run.run_id, store.quality.curated_reference(),
                         docs_dir_for(store.path))
@@ -158,18 +161,39 @@ def _stages(config: RefreshConfig, store: Store, run: PipelineRun,
         Check(by_id, teacher.selection),             # verdict, then the examples to publish
         validate,                                    # GE: rows, batch, drift vs the snapshot
     ])
+    return _finish(store, run, kept, validate.outcome)
+
+
+def _teacher_failure(run: PipelineRun, store: Store) -> str | None:
+    """Why the run failed, when every teacher request it sent failed and nothing came from
+    the cache (a wrong key, a refused parameter, an endpoint down): such a run is not
+    'completed' with nothing kept, it failed."""
+    c = run.counts
+    sent, failed = c["llm_requests"], c["llm_failed"]
+    if not sent or failed < sent or c["llm_cache_hits"]:
+        return None
+    kinds = ", ".join(f"{k.removeprefix('llm_error_')} x{v}" for k, v in c.items()
+                      if k.startswith("llm_error_"))
+    detail = store.first_rejection_detail(run.run_id, "teacher", "llm_error") or ""
+    return (f"every teacher request failed ({failed} of {sent}; {kinds}): "
+            f"{detail.splitlines()[0] if detail else 'no response'}")[:500]
+
+
+def _finish(store: Store, run: PipelineRun, kept: list[Any], outcome: Any,
+            failure: str | None = None) -> RefreshSummary:
+    """Publish what was kept, close the run's row, and say what happened."""
     with run.timed("publish"):
         snapshot_id = store.publish_snapshot(run.run_id, {s.question_id: s.sample_id
                                                           for s in kept}) if kept else None
     run.counts["kept"] = len(kept)
-    status = "gate_failed" if run.counts["gate_failed"] else "completed"
+    status = "failed" if failure else "gate_failed" if run.counts["gate_failed"] else "completed"
     store.finish_run(run.run_id, status, dict(run.counts), run.seconds, snapshot_id)
     return RefreshSummary(
         run_id=run.run_id, status=status, snapshot_id=snapshot_id, counts=dict(run.counts),
         stage_seconds=run.seconds, warehouse=str(store.path),
         rejection_reasons=[{"stage": s, "reason": r, "count": n}
                            for s, r, n in store.rejection_reasons(run.run_id)],
-        quality=QualityReport.of(validate.outcome))
+        quality=QualityReport.of(outcome), failure=failure)
 
 
 def _publish_artifacts(summary: RefreshSummary,
@@ -178,6 +202,7 @@ def _publish_artifacts(summary: RefreshSummary,
     lines = [
         f"# Refresh {summary.status}",
         "",
+        *([f"**Failed**: {summary.failure}", ""] if summary.failure else []),
         f"Warehouse `{summary.warehouse}`, snapshot **{summary.snapshot_id}**.",
         "",
         summary.quality.markdown,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from .suites import (
 )
 
 __all__ = ["CURATED_SUITE", "ValidationOutcome", "validate_candidates"]
+
+# The batch expectation on the share of rows the row suites rejected.
+_REJECTED_SHARE = "expect_column_mean_to_be_between(row_rejected)"
 
 
 @dataclass
@@ -255,6 +259,10 @@ def _validate(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime, 
     if blocking:
         reason = (f"batch refused by {len(blocking)} blocking expectation"
                   f"{'s' if len(blocking) > 1 else ''}: " + "; ".join(blocking))
+        if any(_REJECTED_SHARE in b for b in blocking) and failed:
+            # The share alone sends the user hunting: name the row check behind it.
+            (suite, name), count = Counter(failed.values()).most_common(1)[0]
+            reason += (f" (most rows rejected by {suite}: {name}, {count} of {total} rows)")
     return ValidationOutcome(
         kept_ids=kept_ids, rejections=rejections, success=not blocking,
         statistics=statistics, results=results, blocking_failures=blocking,

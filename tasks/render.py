@@ -6,6 +6,7 @@ another is measured on the wrong thing."""
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Literal
 
@@ -17,6 +18,10 @@ SYSTEM_PROMPT = ("You are a careful quantitative analyst. You answer questions b
                  "short, correct Python programs.")
 
 _FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
+# A line (or a `;`-separated statement) that assigns `ans`: `ans = ...`, `ans: float = ...`,
+# `ans += x`, indented or not. For text that is not a whole program (code inside prose).
+ANS_STATEMENT = re.compile(r"(?:^|;)\s*ans\s*(?::[^=\n]*)?(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)",
+                           re.M)
 
 
 # How tables reach the student (training data, preference pairs, evaluation). A 135M student
@@ -78,6 +83,19 @@ def render_completion(program: str) -> str:
     return f"```python\n{program.strip()}\n```"
 
 
+def assigns_ans(text: str) -> bool:
+    """Does this code assign `ans` anywhere, however it is written? Public programs come in
+    many styles (PoT releases write `x0 = a - b; ans = x0 / b` on one line; others assign in an
+    `if`, from a function call, with an annotation or `+=`). Used to pick a program out of a
+    model's answer, never to judge one: whether `ans` is really set is execution's word."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return bool(ANS_STATEMENT.search(text))
+    return any(isinstance(node, ast.Name) and node.id == "ans" and isinstance(node.ctx, ast.Store)
+               for node in ast.walk(tree))
+
+
 def extract_program(text: str) -> str | None:
     """The program in a model's answer: the last fenced block that assigns `ans`, else the
     last fenced block, else the whole text when it looks like code. None when nothing does."""
@@ -85,9 +103,9 @@ def extract_program(text: str) -> str | None:
         return None
     blocks = [b.strip() for b in _FENCE.findall(text) if b.strip()]
     for block in reversed(blocks):
-        if re.search(r"^\s*ans\s*=", block, re.M):
+        if assigns_ans(block):
             return block
     if blocks:
         return blocks[-1]
     stripped = text.strip()
-    return stripped if re.search(r"^\s*ans\s*=", stripped, re.M) else None
+    return stripped if assigns_ans(stripped) else None

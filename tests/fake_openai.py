@@ -9,6 +9,8 @@ to misbehave at the byte level). It serves
                                        right, wrong, unparseable or rambling answers; `n`
                                        choices; JSON for a `response_format` (or a 400)
     GET  /props                        {"total_slots": N} when `advertise_slots`
+                                       (with `max_n`: n above it is refused, as llama.cpp
+                                       does above its slots)
     POST /v1/files, GET /v1/files/ID[/content]
     POST /v1/batches, GET /v1/batches/ID
     GET  /_stats                       counters (also `FakeOpenAI.stats()` in-process)
@@ -59,6 +61,7 @@ class FakeConfig:
     advertise_slots: bool = False     # answer GET /props like llama.cpp
     timings: bool = False             # say how long each answer was served, like llama.cpp
     supports_n: bool = True           # answer n > 1 with n choices (else one, like Ollama)
+    max_n: int = 0                    # > 0: refuse a larger n with llama.cpp's 400
     response_format: str = "json"     # json: honour it | ignore | reject (400)
     retry_after: str = "0"
     timeout_sleep_s: float = 30.0
@@ -251,6 +254,12 @@ class FakeOpenAI:
         if "response_format" in req and self.cfg.response_format == "reject":
             self._count("400")
             return _json(400, {"error": {"message": "response_format is not supported"}})
+        if self.cfg.max_n and int(req.get("n") or 1) > self.cfg.max_n:
+            self._count("400_n")  # llama.cpp's words (its n is capped by its slots)
+            return _json(400, {"error": {
+                "code": 400, "type": "invalid_request_error",
+                "message": f"Field 'n': Value must be between 1 <= value <= {self.cfg.max_n}, "
+                           f"but got {req.get('n')}"}})
         with self._lock:
             self.attempts[_ident(question, context)] += 1
             attempt = self.attempts[_ident(question, context)]

@@ -72,3 +72,26 @@ def test_missing_file_and_unknown_source(tmp_path):
     out = _run("refresh", "--source", "csv:x", "--warehouse", str(wh))
     assert out.returncode == 2 and "unknown source" in out.stderr
     assert not wh.exists()  # nothing was created for a run that never started
+
+
+def test_a_run_whose_teacher_requests_all_fail_exits_non_zero(tmp_path):
+    """An endpoint that refuses every request (here: the key) fails the run: exit 1 and one
+    line that says why, never 'completed' with nothing kept; the key is not in the output."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_openai import FakeOpenAI
+
+    key = "sk-" + "7f3a" * 10
+    wh = tmp_path / "w.duckdb"
+    with FakeOpenAI({}, api_key="sk-the-right-one") as server:
+        out = subprocess.run(
+            [str(BIN), "refresh", "--source", "procedural", "--n", "12", "--seed", "3",
+             "--teacher", "openai", "--base-url", server.base_url, "--max-retries", "0",
+             "--warehouse", str(wh)],
+            capture_output=True, text=True, timeout=600,
+            env={**{k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+                 "HF_HUB_OFFLINE": "1", "OPENAI_API_KEY": key})
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    [line] = [x for x in out.stdout.splitlines() if x.strip().startswith("failed:")]
+    assert "every teacher request failed" in line and "401" in line
+    assert key not in out.stdout + out.stderr
+    assert Store(wh).query("SELECT status FROM runs")[1] == [("failed",)]

@@ -89,3 +89,30 @@ def test_two_slots_and_a_ceiling_of_64_settle_near_two_without_a_failure():
     assert all(r.ok for r in results) and sent == len(results)  # no retry, no failure
     # Near the 2 slots (a couple waiting keeps them busy), far below the ceiling of 64.
     assert lim.limit <= 6 and max(limits[settled:]) <= 8
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_more_samples_than_slots_every_question_gets_them(engine_2, warehouse_path):
+    """The reported case: `--samples 4` against a 2-slot llama.cpp server, which refuses n
+    above its slots ("Field 'n': Value must be between 1 <= value <= 2"). Every question
+    gets its 4 samples and no request fails."""
+    with CountingProxy(engine_2.base_url) as proxy:
+        out = refresh(RefreshConfig(source="procedural", n=6, seed=23, teacher="openai",
+                                    samples=4, temperature=0.8, base_url=proxy.base_url,
+                                    model="smollm2-135m", warehouse=str(warehouse_path)))
+    store = Store(warehouse_path)
+    c = out.counts
+    print(f"\nllama.cpp, 2 slots, 4 samples: counts {c}; at the engine {proxy.stats()['kinds']}")
+    assert c["llm_requests"] > 0 and c["llm_failed"] == 0
+    assert not any(k.startswith("llm_error_") for k in c)
+    assert _one(store, "SELECT count(*) FROM rejections WHERE reason = 'llm_error'") == 0
+    # Each question's request came back with all four choices (served two at a time).
+    _, choices = store.query("SELECT json_array_length(response -> 'choices') FROM llm_cache")
+    assert len(choices) == c["llm_requests"] and {n for (n,) in choices} == {4}
+    assert out.status == "completed" and store.unexplained_questions() == 0
+
+
+@pytest.fixture(scope="module")
+def engine_2():
+    with LocalEngine(parallel=2, ctx_per_slot=2048, threads=2) as engine:
+        yield engine

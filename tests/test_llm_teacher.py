@@ -229,7 +229,14 @@ def test_api_key_appears_nowhere(warehouse_path, tmp_path, monkeypatch, capfd, c
                                api_key_env="OTHER_OPENAI_KEY"))
     store = Store(warehouse_path)
     assert good["counts"]["kept"] > 50
-    assert bad["counts"]["llm_failed"] > 0
+    # Every request of the second run failed: the run failed, and says why in one line.
+    sent = bad["counts"]["llm_requests"]
+    assert bad["counts"]["llm_failed"] == sent > 10
+    assert bad.status == "failed" and bad.snapshot_id is None
+    assert bad.failure.startswith(f"every teacher request failed ({sent} of {sent}; "
+                                  f"401 x{sent}): ")
+    assert "\n" not in bad.failure and "***" in bad.failure
+    assert _one(store, "SELECT status FROM runs WHERE run_id = ?", [bad.run_id]) == "failed"
     detail = _one(store, "SELECT any_value(detail) FROM rejections WHERE reason = 'llm_error'")
     assert "401" in detail and "***" in detail
 
@@ -258,6 +265,38 @@ def test_api_key_appears_nowhere(warehouse_path, tmp_path, monkeypatch, capfd, c
         assert all(key not in text for text in exported)
         assert all(key.encode() not in blob for blob in blobs)
         assert all(key[3:15].encode() not in blob for blob in blobs)  # nor a piece of it
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize("advertised", [True, False], ids=["props", "refusal"])
+def test_more_samples_than_the_endpoint_serves_per_request(warehouse_path, advertised):
+    """llama.cpp serves `n` choices from `n` slots and refuses more with a 400. The cap comes
+    from /props up front, or from the first refusal; either way every question gets its K
+    samples and no request fails (the client asks in parts)."""
+    n, k = 12, 4
+    with FakeOpenAI(_answers(n, 31), max_n=2, slots=2 if advertised else 0,
+                    advertise_slots=advertised) as server:
+        cfg = _llm_cfg(server, warehouse_path, source="procedural", n=n, seed=31, samples=k,
+                       temperature=0.8)
+        out = refresh(cfg)
+        refused = server.stats()["kinds"].get("400_n", 0)
+        again = refresh(cfg)
+    c = out.counts
+    store = Store(warehouse_path)
+    assert out.status == "completed" and c["llm_failed"] == 0
+    assert not any(key.startswith("llm_error_") and key != "llm_error_n_capped" for key in c)
+    sent = c["input"] - c.get("dedup_rejected", 0)
+    _, per_question = store.query("SELECT question_id, list_sort(list(sample_idx)) "
+                                  "FROM samples GROUP BY 1")
+    assert len(per_question) == sent and all(idx == [0, 1, 2, 3] for _, idx in per_question)
+    # One logical request per question, answered with all K choices.
+    assert c["llm_requests"] == sent
+    assert _one(store, "SELECT count(*) FROM llm_requests WHERE status = 'ok'") == sent
+    if advertised:
+        assert refused == 0  # never asked for more than /props said
+    else:
+        assert refused >= 1 and c["llm_error_n_capped"] == refused
+    assert again.counts.get("llm_requests", 0) == 0  # the rerun is served from the cache
 
 
 @pytest.mark.usefixtures("prefect_harness")

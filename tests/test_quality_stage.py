@@ -28,13 +28,13 @@ def _candidates(n: int, seed: int, source: str = "procedural"
 def test_stage_keeps_good_samples_and_names_row_rejections(tmp_path):
     questions, items = _candidates(40, seed=1)
     broken = items[0]
-    items[0] = dataclasses.replace(broken, program="ans = (1 +")
+    items[0] = dataclasses.replace(broken, predicted="nan")
     stage = Validate(QualityConfig(max_rejected_fraction=0.5), questions, "r1",
                      docs_dir=tmp_path / "docs")
     assert isinstance(stage, Stage) and stage.batch_size is None
     out = stage.run(items)
     assert [r.item_id for r in out.rejections] == [broken.question_id]
-    assert out.rejections[0].reason == "expect_column_values_to_compile_as_python(program)"
+    assert out.rejections[0].reason == "expect_column_values_to_be_finite_numbers(answer)"
     assert out.rejections[0].stage == stage.name == "quality"
     assert len(out.kept) == len(items) - 1 and out.counts["gate_held"] == 0
     suites = {suite for suite, *_ in out.records["validation"]}

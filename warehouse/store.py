@@ -256,6 +256,13 @@ class Store:
         return self.query(*filtered("SELECT stage, reason, count(*) AS n FROM rejections",
                                     {"run_id": run_id}, "GROUP BY 1, 2 ORDER BY n DESC, 1, 2"))[1]
 
+    def first_rejection_detail(self, run_id: str, stage: str, reason: str) -> str | None:
+        """The detail of one rejection of a run (the first by item id), e.g. the error a
+        failed request ended with."""
+        rows = self.query("SELECT detail FROM rejections WHERE run_id = ? AND stage = ? "
+                          "AND reason = ? ORDER BY item_id LIMIT 1", [run_id, stage, reason])[1]
+        return rows[0][0] if rows else None
+
     def recent_runs(self, limit: int = 5) -> tuple[list[str], list[tuple[Any, ...]]]:
         return self.query(
             "SELECT run_id, flow, status, started_at, seconds, input, new, kept, rejected, "

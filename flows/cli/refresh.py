@@ -56,6 +56,8 @@ def refresh(config: RefreshConfig) -> None:
     c = summary.counts
     typer.echo(f"run {summary.run_id}: {summary.status}")
     typer.echo("  " + ", ".join(f"{k}={v}" for k, v in c.items()))
+    if summary.failure:
+        typer.echo(f"  failed: {summary.failure}")
     if summary.quality.reason:
         typer.echo(f"  refused: {summary.quality.reason}")
     for r in summary.rejection_reasons[:8]:

@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -33,6 +34,45 @@ from tasks.llm.limiter import CONGESTION, AdaptiveLimit
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 _POOL_SIZE = 16
 T = TypeVar("T")
+
+# llama.cpp serves `n` choices from `n` slots and refuses more ("Field 'n': Value must be
+# between 1 <= value <= 2, but got 4"); OpenAI words its cap as "Invalid 'n': ... Expected a
+# value <= 128". The cap is learned per endpoint for the process, from the refusal or from
+# llama.cpp's slot count, and a request above it is sent in parts: a refusal about `n` is the
+# client's business, never a question's rejection.
+_N_NAMED = re.compile(r"""['"`]n['"`]|\bn must\b|\bparameter n\b""")
+_N_BOUND = re.compile(r"(?:<=|≤|at most|maximum(?: value)?(?: of| is)?|between \d+ and)\s*(\d+)",
+                      re.I)
+_N_CAPS: dict[str, int] = {}
+
+
+def n_cap_from_refusal(message: str, n: int) -> int | None:
+    """The largest `n` an endpoint accepts, read from its refusal of a request with `n`
+    choices (None: the refusal is about something else). A refusal that names `n` without a
+    bound means one choice per request."""
+    if n <= 1 or not _N_NAMED.search(message):
+        return None
+    bound = _N_BOUND.search(message)
+    return max(1, min(int(bound.group(1)) if bound else 1, n - 1))
+
+
+def merge_choices(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One response from the responses to the parts of a request with `n`: the choices in
+    order, renumbered, and the usage summed (each part paid its own prompt)."""
+    choices: list[dict[str, Any]] = []
+    usage: Counter[str] = Counter()
+    for part in parts:
+        for choice in sorted(part.get("choices") or [], key=lambda c: c.get("index") or 0):
+            choices.append({**choice, "index": len(choices)})
+        for key, value in (part.get("usage") or {}).items():
+            if isinstance(value, int):
+                usage[key] += value
+    return {**parts[0], "choices": choices, "usage": dict(usage)}
+
+
+def _with_n(body: dict[str, Any], n: int) -> dict[str, Any]:
+    rest = {k: v for k, v in body.items() if k != "n"}
+    return {**rest, "n": n} if n > 1 else rest
 
 
 class ClientConfig(BaseModel):
@@ -143,6 +183,7 @@ class CallResult:
     attempts: int = 0
     latency_ms: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
+    n_refused: bool = False  # the endpoint refused the request's `n` (and said its cap)
 
     @property
     def ok(self) -> bool:
@@ -223,6 +264,7 @@ class LLMClient:
         self._tpm = TokenBucket(cfg.tpm) if cfg.tpm else None
         self.attempts = 0
         self.errors: Counter[str] = Counter()
+        self.max_n: int | None = _N_CAPS.get(self.base_url)
 
     async def aclose(self) -> None:
         for http in self._https:
@@ -235,14 +277,19 @@ class LLMClient:
         await self.aclose()
 
     async def start_from_engine(self) -> None:
-        """Begin at the number of sequences a local engine says it serves (llama.cpp:
-        /props total_slots, else the length of /slots). Hosted APIs are not asked."""
-        if not (self.cfg.adaptive and self.cfg.engine_hint) or \
-                self.base_url.startswith(OPENAI_BASE_URL):
+        """Take a local engine's word for the sequences it serves at once (llama.cpp:
+        /props total_slots, else the length of /slots): the adaptive limit begins there, and
+        no request asks for more choices (`n`) than that. Hosted APIs are not asked."""
+        if not self.cfg.engine_hint or self.base_url.startswith(OPENAI_BASE_URL):
             return
         slots = await engine_slots(self.base_url)
         if slots:
-            self.limiter.start_at(slots)
+            self._cap_n(slots)
+            if self.cfg.adaptive:
+                self.limiter.start_at(slots)
+
+    def _cap_n(self, cap: int) -> None:
+        self.max_n = _N_CAPS[self.base_url] = min(cap, self.max_n or cap)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1))
@@ -275,7 +322,35 @@ class LLMClient:
     async def complete(self, body: dict[str, Any], est_tokens: int = 0,
                        endpoint: str = "chat") -> CallResult:
         """One logical request: attempts until a valid response, a non-retryable error or the
-        retry cap. Never raises for remote failures: the result carries the last error."""
+        retry cap. Never raises for remote failures: the result carries the last error.
+        A request for more choices (`n`) than the endpoint serves goes in parts, and its
+        result is one response with all the choices."""
+        n = int(body.get("n") or 1)
+        if self.max_n is not None and n > self.max_n:
+            return await self._in_parts(body, n, est_tokens, endpoint)
+        res = await self._complete(body, est_tokens, endpoint)
+        if res.n_refused:
+            return await self._in_parts(body, n, est_tokens, endpoint, refused=res)
+        return res
+
+    async def _in_parts(self, body: dict[str, Any], n: int, est_tokens: int, endpoint: str,
+                        refused: CallResult | None = None) -> CallResult:
+        cap = self.max_n or 1
+        sizes = [min(cap, n - start) for start in range(0, n, cap)]
+        parts = await asyncio.gather(*(self.complete(_with_n(body, k), est_tokens * k // n,
+                                                     endpoint) for k in sizes))
+        errors: Counter[str] = Counter(refused.errors if refused else {})
+        for part in parts:
+            errors.update(part.errors)
+        attempts = sum(p.attempts for p in parts) + (refused.attempts if refused else 0)
+        failed = next((p for p in parts if not p.ok), None)
+        if failed is not None:
+            return CallResult(None, failed.error, attempts, 0.0, errors)
+        return CallResult(merge_choices([p.data for p in parts if p.data is not None]), "",
+                          attempts, max(p.latency_ms for p in parts), errors)
+
+    async def _complete(self, body: dict[str, Any], est_tokens: int, endpoint: str
+                        ) -> CallResult:
         errors: Counter[str] = Counter()
         last = ""
         attempts = 0
@@ -306,11 +381,19 @@ class LLMClient:
                 # taken, and this request is not sent again, until it has plausibly finished.
                 abandoned = exc.kind == "timeout"
             except _StatusError as exc:
+                cap = n_cap_from_refusal(str(exc), int(body.get("n") or 1)) \
+                    if exc.status_code in (400, 422) else None
                 if exc.status_code in (400, 422) and "response_format" in body:
                     self.plain_output = True
                     errors["no_response_format"] += 1
                     last = f"{exc.status_code}: {exc}"
                     delay = 0.0
+                elif cap is not None:
+                    self._cap_n(cap)
+                    errors["n_capped"] += 1
+                    self.errors.update(errors)
+                    return CallResult(None, scrub(f"{exc.status_code}: {exc}", self._key),
+                                      attempts, 0.0, errors, n_refused=True)
                 else:
                     errors[str(exc.status_code)] += 1
                     self.errors.update(errors)

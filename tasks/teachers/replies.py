@@ -11,7 +11,7 @@ import ast
 import re
 
 from tasks.answers import parse_number
-from tasks.render import extract_program
+from tasks.render import ANS_STATEMENT, extract_program
 
 _THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.S | re.I)
 _ODD_FENCE = re.compile(r"(```|~~~)[ \t]*(?:python3?|py|Python3?)?[ \t]*\n", re.I)
@@ -31,7 +31,7 @@ def _code_run(text: str) -> str | None:
     """Unfenced code in prose: the longest run of code-looking lines ending at the last line
     that assigns `ans`, trimmed from the top until it compiles."""
     lines = text.splitlines()
-    ends = [i for i, line in enumerate(lines) if re.match(r"^\s*ans\s*=", line)]
+    ends = [i for i, line in enumerate(lines) if ANS_STATEMENT.search(line)]
     if not ends:
         return None
     end = ends[-1]
