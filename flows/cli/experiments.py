@@ -94,7 +94,8 @@ def export(
                                              "the warehouse)")] = None,
     warehouse: Warehouse = None,
 ) -> None:
-    """Write a stored subset as TRL training data: HF dataset, Parquet and JSONL."""
+    """Write a stored subset as TRL training data: HF dataset, Parquet and JSONL, and its
+    dataset card (README.md)."""
     quiet_prefect()
     from flows.subsets import ExportConfig, export_flow
     from tasks.experiments.export import normalize_format
@@ -113,6 +114,7 @@ def export(
     typer.echo(f"  hf dataset: {result.hf}  (datasets.load_from_disk)")
     typer.echo(f"  parquet:    {result.parquet}")
     typer.echo(f"  jsonl:      {result.jsonl}")
+    typer.echo(f"  card:       {Path(result.out) / 'README.md'}")
 # ---- end of subset / export commands --------------------------------------------------------
 
 
