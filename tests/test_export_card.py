@@ -1,13 +1,19 @@
 """The dataset card of an export (README.md): its YAML header is what the Hub and
 `datasets.load_dataset` read (a license per source present, size category, the train split in
 data.parquet), its body reports the warehouse's own numbers (rejections by stage and reason,
-the suites' verdicts). Real refreshes over procedural, GSM8K and TAT-QA items."""
+the suites' verdicts); `export --push-to-hub` without a reachable Hub is one line and a
+non-zero exit, and names no token. Real refreshes over procedural, GSM8K and TAT-QA items."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
 import tomllib
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import datasets
@@ -27,6 +33,7 @@ from warehouse import Store
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 REPO = Path(__file__).resolve().parents[1]
+TOKEN = "hf_distilleryTestTokenDoNotPrint42"
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +147,77 @@ def test_procedural_license_follows_the_project_license():
     declared = declared.get("text") if isinstance(declared, dict) else declared
     assert (declared.lower() if declared else None) == PROJECT_LICENSE, (
         "pyproject.toml's license changed: set PROJECT_LICENSE in tasks/experiments/card.py")
+
+
+def test_push_to_hub_offline_is_one_line_and_a_nonzero_exit(exported, tmp_path, monkeypatch):
+    path, _, subset_id = exported
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    out = tmp_path / "pushed"
+    res = CliRunner().invoke(app, ["export", "--subset", subset_id, "--out", str(out),
+                                   "--warehouse", str(path), "--push-to-hub",
+                                   "someone/distillery-sft"])
+    assert res.exit_code == 1, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Hugging Face Hub" in lines[0], res.stderr
+    assert "not reachable" in lines[0] and "HF_HUB_OFFLINE=1" in lines[0]
+    assert TOKEN not in res.output and "Traceback" not in res.output
+    assert (out / "README.md").is_file()  # exported locally all the same
+
+    bad = CliRunner().invoke(app, ["export", "--subset", subset_id, "--warehouse", str(path),
+                                   "--push-to-hub", "not a repo//id"])
+    assert bad.exit_code == 2 and "not a Hub repo id" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """A loopback 'Hub' that refuses every request as unauthenticated."""
+
+    seen_auth: list[str] = []
+
+    def _refuse(self) -> None:
+        self.seen_auth.append(self.headers.get("authorization", ""))
+        body = b'{"error": "Invalid credentials in Authorization header"}'
+        self.send_response(401)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = _refuse
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _push(out: Path, endpoint: str) -> subprocess.CompletedProcess:
+    # A fresh process: huggingface_hub reads HF_ENDPOINT / HF_HUB_OFFLINE when imported.
+    code = ("import sys\nfrom tasks.experiments.hub import push_export, HubError\n"
+            "try:\n    push_export(sys.argv[1], 'someone/distillery-sft')\n"
+            "except HubError as exc:\n    raise SystemExit(f'error: {exc}')\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "0",
+           "HF_ENDPOINT": endpoint, "HF_TOKEN": TOKEN}
+    return subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_push_to_a_hub_that_refuses_or_is_down_is_one_line_without_the_token(exported):
+    _, out, _ = exported
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        refused = _push(out, endpoint)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"error: the Hugging Face Hub ({endpoint}) refused someone/distillery-sft: HTTP 401 "
+        f"(log in with `hf auth login` or set HF_TOKEN); {out} was not pushed")
+    assert any(TOKEN in auth for auth in _Refusing.seen_auth)  # it was sent, not shown
+    assert TOKEN not in refused.stdout + refused.stderr
+
+    down = _push(out, endpoint)  # the same port, now closed
+    assert down.returncode == 1
+    assert down.stderr.strip() == (f"error: the Hugging Face Hub ({endpoint}) is not "
+                                   f"reachable (ConnectError); {out} was not pushed")
