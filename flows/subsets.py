@@ -14,6 +14,7 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks.embed import DEFAULT_MODEL, embed_with_cache
+from tasks.experiments.card import write_card
 from tasks.experiments.export import export_examples, normalize_format
 from tasks.experiments.subsets import (
     DEFAULT_STRATA,
@@ -158,6 +159,7 @@ def export_subset(config: ExportConfig) -> ExportMade:
             "params": info.params, "parent_subset_id": info.parent_subset_id,
             "warehouse": str(store.path)}
     result = export_examples(examples, out, normalize_format(config.format), metadata=meta)
+    write_card(out, store.cards.export_provenance(info.subset_id), result)  # README.md
     return ExportMade(**{**result, "subset_id": info.subset_id,
                          "snapshot_id": info.snapshot_id, "out": str(out)})
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 from tasks.stage import StageResult
 from tasks.types import Question, Sample, stable_hash, text_key
 
+from .cards import Cards
 from .connection import connect, resolve_path, write
 from .experiments import Experiments
 from .llm import LLMStore, insert_judgments, insert_selections
@@ -50,6 +51,8 @@ class Store:
         self.quality = Quality(self)
         #: Distinct-solution sets, preference pairs, verifier labels (flows/preferences.py).
         self.preferences = Preferences(self)
+        #: What a dataset card reports about an export (subset, lineage, rejections).
+        self.cards = Cards(self)
 
     def connect(self):  # noqa: ANN201 - context manager of a duckdb connection
         return connect(self.path)

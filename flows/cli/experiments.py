@@ -92,17 +92,24 @@ def export(
                    ] = "messages",
     out: Annotated[Path | None, typer.Option(help="folder (default: exports/<id> next to "
                                              "the warehouse)")] = None,
+    push_to_hub: Annotated[str | None, typer.Option(
+        "--push-to-hub", metavar="REPO", help="then push the card and data.parquet to this "
+        "Hugging Face dataset repo (token: HF_TOKEN or `hf auth login`)")] = None,
     warehouse: Warehouse = None,
 ) -> None:
-    """Write a stored subset as TRL training data: HF dataset, Parquet and JSONL."""
+    """Write a stored subset as TRL training data: HF dataset, Parquet and JSONL, and its
+    dataset card (README.md)."""
     quiet_prefect()
     from flows.subsets import ExportConfig, export_flow
     from tasks.experiments.export import normalize_format
+    from tasks.experiments.hub import HubError, check_repo_id, push_export
     from warehouse import Store
 
     try:
         normalize_format(fmt)
         Store(warehouse).subsets.load_subset(subset_id)
+        if push_to_hub is not None:
+            check_repo_id(push_to_hub)
     except InputError as exc:
         fail(str(exc))
     result = export_flow(ExportConfig(subset_id=subset_id, format=normalize_format(fmt),
@@ -113,6 +120,13 @@ def export(
     typer.echo(f"  hf dataset: {result.hf}  (datasets.load_from_disk)")
     typer.echo(f"  parquet:    {result.parquet}")
     typer.echo(f"  jsonl:      {result.jsonl}")
+    typer.echo(f"  card:       {Path(result.out) / 'README.md'}")
+    if push_to_hub is not None:
+        try:
+            url = push_export(result.out, push_to_hub)
+        except (HubError, InputError) as exc:
+            fail(str(exc), code=1)
+        typer.echo(f"pushed to {url}")
 # ---- end of subset / export commands --------------------------------------------------------
 
 
