@@ -60,7 +60,7 @@ class Bench:
         self.write()
 
     def abstention(self) -> None:
-        from flows.finetune import FinetuneConfig, finetune_flow
+        from flows.experiments import FinetuneConfig, finetune_flow
         from flows.refresh import RefreshConfig, refresh
         from tasks.experiments.abstention import ABSTAIN
         from warehouse import Store
@@ -71,8 +71,8 @@ class Bench:
                              f"procedural:train:unanswerable={a.unanswerable}")):
             wh = OUT / f"{'with' if 'with ' in arm else 'without'}.duckdb"
             refresh(RefreshConfig(source=source, n=a.n, seed=7, warehouse=str(wh)))
-            out = finetune_flow(FinetuneConfig(subset_size=a.size, warehouse=str(wh),
-                                               **self.common()))
+            [out] = finetune_flow(FinetuneConfig(subset_size=a.size, warehouse=str(wh),
+                                                 **self.common())).models
             n_idk = Store(wh).query("SELECT count(*) FROM subset_examples WHERE subset_id = ? "
                                     "AND answer = ?", [out.subset_id, ABSTAIN])[1][0][0]
             self.row(arm, f"SFT, {a.size} examples ({n_idk} unanswerable)", out.eval,
@@ -82,27 +82,28 @@ class Bench:
             _log(f"{arm}: {out.eval.as_dict()}")
 
     def dpo(self) -> None:
-        from flows.finetune import FinetuneConfig, finetune_flow
+        from flows.experiments import DPOConfig, dpo_flow
         from flows.preferences import PreferencesConfig, preferences
         from flows.refresh import RefreshConfig, refresh
-        from tasks.preferences.dpo import DPOParams
 
         a = self.args
         wh = OUT / "noisy.duckdb"
         refresh(RefreshConfig(source="procedural", n=a.n, seed=11, teacher="noisy",
                               error_rate=0.3, warehouse=str(wh)))
         preferences(PreferencesConfig(warehouse=str(wh)))
-        fields = {**self.common(), "base_model": self.sft_dir}
-        out = finetune_flow(FinetuneConfig(
-            method="dpo", pair_type="outcome", max_pairs=a.pairs, warehouse=str(wh),
-            dpo=DPOParams(learning_rate=a.dpo_lr, epochs=1, batch_size=4, beta=0.1,
-                          max_length=768, logging_steps=2), **fields))
-        r = out.result
-        self.dpo_note = (f"DPO: {out.n_pairs} outcome pairs, {r['steps']} steps, loss "
-                         f"{r['first_loss']:.3f} -> {r['final_loss']:.3f}, reward accuracy "
-                         f"{r['reward_accuracy']:.2f}, margin {r['reward_margin']:.3f}.")
-        self.row("SFT + DPO", f"the SFT model above + DPO on {out.n_pairs} outcome pairs",
-                 out.eval, r["train_seconds"])
+        common = {k: v for k, v in self.common().items()
+                  if k not in ("epochs", "learning_rate", "batch_size", "grad_accum")}
+        [out] = dpo_flow(DPOConfig(
+            pair_type="outcome", max_pairs=a.pairs, warehouse=str(wh), **common,
+            base_model=self.sft_dir, learning_rate=a.dpo_lr, epochs=1, batch_size=4,
+            beta=0.1, max_length=768, logging_steps=2)).models
+        r, n = out.train, out.train.n_examples
+        self.dpo_note = (f"DPO: {n} outcome pairs, {r.steps} steps, loss "
+                         f"{r.first_loss:.3f} -> {r.final_loss:.3f}, reward accuracy "
+                         f"{r.metrics['reward_accuracy']:.2f}, margin "
+                         f"{r.metrics['reward_margin']:.3f}.")
+        self.row("SFT + DPO", f"the SFT model above + DPO on {n} outcome pairs",
+                 out.eval, r.train_seconds)
 
     def write(self) -> None:
         a = self.args

@@ -127,14 +127,14 @@ def throughput(n_examples: int, steps: int, batch: int, reps: int, lr: float) ->
     import torch
     from transformers import Trainer
 
-    from tasks.experiments.finetune import TrainParams
+    from tasks.experiments.params import SFTParams
     from tasks.experiments.student import build_tiny_student, conversation_texts, example_messages
     from tasks.sources import load_questions
 
     qs = load_questions("procedural", n=n_examples, seed=42)
     rows = [{"messages": example_messages(q.text, q.context, q.gold_program)} for q in qs]
     model0, tok = build_tiny_student(conversation_texts(rows))
-    params = TrainParams(max_steps=steps, batch_size=batch, learning_rate=lr, epochs=1.0,
+    params = SFTParams(max_steps=steps, batch_size=batch, learning_rate=lr, epochs=1.0,
                          group_by_length=False)
     ours, plain, batches = [], [], None
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,7 +212,7 @@ def throughput_section(tp: dict, args: argparse.Namespace) -> str:
 
 # --------------------------------------------------------------------------- (a) curve
 def learning_curve(args: argparse.Namespace, sizes: list[int]) -> tuple[dict, float]:
-    from flows.finetune import LadderConfig, ladder_flow
+    from flows.experiments import LadderConfig, ladder_flow
     from flows.refresh import RefreshConfig, refresh
 
     tmp = tempfile.mkdtemp(prefix="bench-ft-")
@@ -229,10 +229,10 @@ def learning_curve(args: argparse.Namespace, sizes: list[int]) -> tuple[dict, fl
 
 def curve_section(out: dict, refresh_s: float, wall_s: float,
                   args: argparse.Namespace) -> str:
-    evals = {0: out["zero_eval"], **{r["size"]: r["eval"] for r in out["runs"]}}
-    train = {r["size"]: r["train"] for r in out["runs"]}
+    evals = {0: out["base_eval"], **{m["size"]: m["eval"] for m in out["models"]}}
+    train = {m["size"]: m["train"] for m in out["models"]}
     rows = []
-    for r in out["rows"]:
+    for r in out["points"]:
         n = r["examples"]
         ev = evals.get(n)
         no_prog = ev["no_program_rate"] if ev else None
@@ -242,7 +242,7 @@ def curve_section(out: dict, refresh_s: float, wall_s: float,
                      r["exec_error_rate"], "" if no_prog is None else round(no_prog, 3),
                      r["train_seconds"], "" if t is None else round(t["first_loss"], 3),
                      "" if r["final_loss"] is None else r["final_loss"],
-                     "" if r["tokens_per_s"] is None else round(r["tokens_per_s"])])
+                     "" if t is None else round(t["tokens_per_s"])])
     table = markdown_table(["examples", "accuracy", "program runs", "exec error",
                             "no program", "train s (wall)", "first loss", "final loss",
                             "tokens/s"], rows)

@@ -105,23 +105,24 @@ class Bench:
                               warehouse=str(self.verified)))
 
     def ladder(self, sizes: list[int], eval_base: bool) -> None:
-        from flows.finetune import LadderConfig, ladder_flow
+        from flows.experiments import LadderConfig, ladder_flow
 
         out = ladder_flow(LadderConfig(
             sizes=sizes, strategies=["random"], eval_base=eval_base,
             warehouse=str(self.verified), output_root=str(self.out / "models"),
             **_train_fields(self.args)))
-        self.rows = sorted([*self.rows, *out.rows], key=lambda r: r["examples"])
-        top = max(out.runs, key=lambda r: r.size)
+        points = [p.model_dump(exclude={"run_ids"}) for p in out.points]
+        self.rows = sorted([*self.rows, *points], key=lambda r: r["examples"])
+        top = max(out.models, key=lambda m: m.size)
         self.top = (top.size, top.output_dir)
         self._plot()
 
     def finetune(self, curve: str, warehouse: Path, **fields: object) -> None:
-        from flows.finetune import FinetuneConfig, finetune_flow
+        from flows.experiments import FinetuneConfig, finetune_flow
 
-        out = finetune_flow(FinetuneConfig(subset_size=self.mid, warehouse=str(warehouse),
-                                           output_root=str(self.out / "models"),
-                                           **_train_fields(self.args), **fields))
+        [out] = finetune_flow(FinetuneConfig(subset_size=self.mid, warehouse=str(warehouse),
+                                             output_root=str(self.out / "models"),
+                                             **_train_fields(self.args), **fields)).models
         self.arms.append(_ev_row(curve, self.mid, {**out.eval.as_dict(), "run_id": out.run_id},
                                  out.train.train_seconds))
 
@@ -134,7 +135,7 @@ class Bench:
         self.finetune("verified, no semantic dedup", wh)
 
     def gsm8k(self) -> None:
-        from flows.finetune import EvaluateConfig, evaluate_flow
+        from flows.experiments import EvaluateConfig, evaluate_flow
 
         for name, ref in (("base", "smollm2-135m"), (f"random-{self.top[0]}", self.top[1])):
             self.gsm[name] = evaluate_flow(EvaluateConfig(
@@ -226,7 +227,8 @@ def levers(args: argparse.Namespace) -> str:
     import torch
     from datasets import Dataset
 
-    from tasks.experiments.finetune import TrainParams, make_trainer, train
+    from tasks.experiments.finetune import make_trainer, train
+    from tasks.experiments.params import SFTParams
     from tasks.experiments.student import example_messages, load_student
     from tasks.sources import load_questions
 
@@ -247,7 +249,7 @@ def levers(args: argparse.Namespace) -> str:
     import trl.trainer.utils as trl_utils
 
     for name, kw, every_position in arms:
-        params = TrainParams(base_model="smollm2-135m", lora=True, max_steps=4, batch_size=4,
+        params = SFTParams(base_model="smollm2-135m", lora=True, max_steps=4, batch_size=4,
                              logging_steps=1, **kw)
         out = ROOT / "bench" / "out" / "levers"
         trainer = make_trainer(data, out, params)

@@ -28,6 +28,7 @@ TAGS = ["distillery"]
 # Deployment names as the UI lists them (flow/deployment).
 REFRESH = "nightly-refresh"
 FINETUNE = "finetune"
+DPO = "dpo"
 LADDER = "ladder"
 EVALUATE = "evaluate"
 
@@ -41,10 +42,12 @@ def build_deployments(cron: str = NIGHTLY,
                       timezone: str | None = None) -> list[RunnerDeployment]:
     """The deployments `distillery serve` serves. Module entrypoints, so a run starts the same
     whatever directory the serve process was started from."""
-    from flows.finetune import (
+    from flows.experiments import (
+        DPOConfig,
         EvaluateConfig,
         FinetuneConfig,
         LadderConfig,
+        dpo_flow,
         evaluate_flow,
         finetune_flow,
         ladder_flow,
@@ -59,13 +62,18 @@ def build_deployments(cron: str = NIGHTLY,
             description="Bring new questions into the warehouse and publish a snapshot.",
             **common),
         finetune_flow.to_deployment(
-            name=FINETUNE, parameters=_defaults(FinetuneConfig(subset_size=1000)),
+            name=FINETUNE, parameters=_defaults(FinetuneConfig()),
             description="Fine-tune a student on a subset of the latest snapshot and "
+                        "evaluate it.", **common),
+        dpo_flow.to_deployment(
+            name=DPO, parameters=_defaults(DPOConfig()),
+            description="DPO on the stored preference pairs, from an SFT model, then "
                         "evaluate it.", **common),
         ladder_flow.to_deployment(
             name=LADDER, parameters=_defaults(LadderConfig()),
-            description="One model per subset size with a fixed step budget: a learning "
-                        "curve.", **common),
+            description="One model per subset size (and strategy, arm, repeat) with the "
+                        "same training settings: learning curves with 95% intervals.",
+            **common),
         evaluate_flow.to_deployment(
             name=EVALUATE, parameters=_defaults(EvaluateConfig(model="data/models/<run_id>")),
             description="Evaluate a saved model on an eval set.", **common),

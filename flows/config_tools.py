@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from warehouse.connection import WAREHOUSE_HELP
+
+# The one `warehouse` field of every flow config: empty means $DISTILLERY_WAREHOUSE, else
+# data/warehouse.duckdb (a plain string, so the Prefect form needs no type chooser).
+WarehouseField = Annotated[str, Field(description=WAREHOUSE_HELP)]
 
 
 def _models(annotation: Any) -> list[type[BaseModel]]:

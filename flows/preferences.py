@@ -1,7 +1,8 @@
 """The preferences flow: the samples a warehouse keeps (right and wrong, with their execution
 verdicts) -> reference solutions where a question has only wrong ones -> distinct-solution
 sets -> outcome pairs + step pairs -> the preference_pairs GE suite -> stored pairs, and on
-request the exports (TRL preference and KTO rows, RFT SFT rows, verifier labels).
+request the exports (TRL preference and KTO rows, RFT SFT rows, verifier labels). DPO on the
+stored pairs is the `dpo` flow (flows/experiments.py).
 
 The stages are tasks/preferences/stages.py; flows/pipeline.py keeps the books; the warehouse
 facet `store.preferences` writes what they return."""
@@ -17,14 +18,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.config_tools import WarehouseField
 from flows.pipeline import PipelineRun
 from quality.context import docs_dir_for
 from quality.preferences import validate_pairs
 from tasks.execute import ExecConfig
-from tasks.experiments.evaluate import EvalResult
 from tasks.experiments.export import export_examples, write_dataset
 from tasks.preferences import export as pair_export
-from tasks.preferences.dpo import DPOParams, load_pairs, train_dpo
 from tasks.preferences.llm_rollouts import make_continuer
 from tasks.preferences.stages import (
     DistinctSolutions,
@@ -72,8 +72,7 @@ class PreferencesConfig(BaseModel):
     balanced_verifier: bool = Field(False, description="verifier export: as many right as "
                                     "wrong rows (the larger side sampled down)")
     seed: int = Field(0, description="seed of the verifier balancing")
-    warehouse: str | None = Field(None, description="DuckDB file; default "
-                                  "$DISTILLERY_WAREHOUSE or data/warehouse.duckdb")
+    warehouse: WarehouseField = ""
 
 
 class PreferencesSummary(BaseModel):
@@ -154,90 +153,3 @@ def export_all(store: Store, out: Path, config: PreferencesConfig) -> dict[str, 
             pair_export.verifier_rows(labels), out / "verifier", pair_export.features(
                 "verifier"), "verifier", metadata={**meta, "balanced": config.balanced_verifier})
     return done
-
-
-class DPOFlowConfig(BaseModel):
-    """DPO on an exported pair set (`distillery preferences --out DIR` writes DIR/preference)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    pairs: str = Field(..., description="the preference export folder (DIR/preference)")
-    pair_type: Literal["all", "outcome", "step"] = Field("all", description="which pairs to "
-                                                         "train on")
-    max_pairs: int | None = Field(None, ge=1, description="at most this many pairs (the "
-                                  "export's order)")
-    base_model: str = Field("tiny", description="the policy to start from: an SFT output "
-                            "folder, an alias or an HF id; tiny: a small model built here "
-                            "(tests, smoke runs)")
-    output_dir: str | None = Field(None, description="where the trained model goes; default "
-                                   "<warehouse dir>/models/dpo-<run id>")
-    dpo: DPOParams = Field(default_factory=DPOParams)
-    warehouse: str | None = Field(None, description="DuckDB file the run is recorded in "
-                                  "(finetune_runs, params.method = dpo)")
-
-
-class DPORun(BaseModel):
-    """What a DPO run did: the flow's return value (`finetune --method dpo` adds its
-    evaluation)."""
-
-    run_id: str
-    n_pairs: int
-    output_dir: str
-    result: dict[str, Any]
-    eval: EvalResult | None = None
-
-
-@flow(name="dpo", log_prints=True)
-def dpo_flow(config: DPOFlowConfig) -> DPORun:
-    """Train a policy on preference pairs with TRL's DPOTrainer; recorded in finetune_runs."""
-    from tasks.errors import InputError
-
-    if not Path(config.pairs).exists():
-        raise InputError(f"--pairs {config.pairs}: no such folder")
-    pairs = load_pairs(config.pairs)
-    if config.pair_type != "all":
-        from datasets import load_from_disk
-
-        p = Path(config.pairs)
-        types = load_from_disk(str(p / "hf" if (p / "hf").is_dir() else p))["pair_type"]
-        pairs = pairs.select([i for i, t in enumerate(types) if t == config.pair_type])
-    if config.max_pairs:
-        pairs = pairs.select(range(min(config.max_pairs, len(pairs))))
-    if not len(pairs):
-        raise InputError(f"--pairs {config.pairs}: no {config.pair_type} pairs")
-    store = Store(config.warehouse)
-    run_id = str(flow_run.id or uuid.uuid4())
-    out = Path(config.output_dir or store.path.parent / "models" / f"dpo-{run_id}")
-    return run_dpo(store, pairs, config.base_model, config.dpo, out, run_id,
-                   {"method": "dpo", **config.model_dump()})
-
-
-def run_dpo(store: Store, pairs: Any, base_model: str, params: DPOParams, out: Path,
-            run_id: str, stored_params: dict[str, Any]) -> DPORun:
-    """Train `base_model` on `pairs` (TRL conversational preference rows) and record the run
-    in finetune_runs (params.method = dpo): the dpo flow and `finetune --method dpo`."""
-    from tasks.experiments.student import build_tiny_student, load_student
-
-    if base_model == "tiny":
-        texts = ["\n".join(t["content"] for t in r["prompt"] + r[side])
-                 for r in pairs for side in ("chosen", "rejected")]
-        model, tokenizer = build_tiny_student(texts, seed=params.train_seed)
-    else:
-        model, tokenizer = load_student(base_model)
-    exp = store.experiments
-    exp.start_finetune_run(run_id, subset_id=None, snapshot_id=None, base_model=base_model,
-                           params=stored_params, output_dir=str(out))
-    try:
-        result = train_dpo(pairs, out, params, model=model, tokenizer=tokenizer)
-    except BaseException:
-        exp.finish_finetune_run(run_id, status="failed")
-        raise
-    exp.finish_finetune_run(run_id, status="completed", loss_curve=result.log,
-                            metrics={"method": "dpo", "first_loss": result.first_loss,
-                                     "final_loss": result.final_loss,
-                                     "reward_accuracy": result.reward_accuracy,
-                                     "reward_margin": result.reward_margin,
-                                     "steps": result.steps, "pairs": len(pairs)},
-                            train_seconds=result.train_seconds)
-    return DPORun(run_id=run_id, n_pairs=len(pairs), output_dir=str(out),
-                  result={k: v for k, v in result.as_dict().items() if k != "log"})

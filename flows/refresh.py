@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows.config_tools import nest
+from flows.config_tools import WarehouseField, nest
 from flows.pipeline import PipelineRun, RunnerConfig, batch_runner
 from quality.context import docs_dir_for
 from quality.stage import QualityConfig, Validate
@@ -47,8 +47,7 @@ class RefreshConfig(BaseModel):
     execution: ExecConfig = Field(default_factory=ExecConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
-    warehouse: str | None = Field(None, description="DuckDB file; default "
-                                  "$DISTILLERY_WAREHOUSE or data/warehouse.duckdb")
+    warehouse: WarehouseField = ""
 
     @model_validator(mode="before")
     @classmethod

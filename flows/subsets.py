@@ -13,13 +13,16 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flows.config_tools import WarehouseField
 from tasks.embed import DEFAULT_MODEL, embed_with_cache
 from tasks.experiments.card import write_card
 from tasks.experiments.export import export_examples, normalize_format
 from tasks.experiments.subsets import (
     DEFAULT_STRATA,
     Example,
+    Strategy,
     breakdown,
+    parse_mix,
     select_ladder,
     subset_id_for,
     subset_params,
@@ -36,15 +39,16 @@ class SubsetConfig(BaseModel):
     size: int | None = Field(None, ge=1, description="examples in the subset")
     sizes: list[int] | None = Field(None, description="a nested ladder, e.g. [250, 1000]; "
                                     "each subset contains the smaller ones")
-    strategy: Literal["random", "stratified", "diversity", "difficulty"] = "random"
+    strategy: Strategy = "random"
+    mix: str = Field("", description="sources in set shares, e.g. procedural=0.5,tatqa=0.5; "
+                     "empty: the whole snapshot")
     seed: int = 0
     snapshot_id: int | None = Field(None, description="default: the latest snapshot")
     embedding_model: str = Field(DEFAULT_MODEL, description="diversity: whose vectors")
     strata: list[Literal["source", "kind", "difficulty"]] = Field(
         default_factory=lambda: list(DEFAULT_STRATA), description="stratified: the keys")
     power: float = Field(1.0, gt=0, description="difficulty: weight = difficulty ** power")
-    warehouse: str | None = Field(None, description="DuckDB file; default "
-                                  "$DISTILLERY_WAREHOUSE or data/warehouse.duckdb")
+    warehouse: WarehouseField = ""
 
     @model_validator(mode="after")
     def _one_size_at_least(self) -> SubsetConfig:
@@ -66,7 +70,7 @@ class ExportConfig(BaseModel):
     subset_id: str
     format: Literal["messages", "prompt_completion", "prompt-completion"] = "messages"
     out: str | None = Field(None, description="folder; default <warehouse dir>/exports/<id>")
-    warehouse: str | None = None
+    warehouse: WarehouseField = ""
 
 
 class SubsetMade(BaseModel):
@@ -112,15 +116,16 @@ def create_subsets(config: SubsetConfig) -> SubsetsMade:
     store = Store(config.warehouse)
     snapshot_id = store.subsets.resolve_snapshot_id(config.snapshot_id)
     examples = store.subsets.snapshot_examples(snapshot_id)
+    mix = parse_mix(config.mix)
     params = subset_params(config.strategy, strata=config.strata, power=config.power,
-                           embedding_model=config.embedding_model)
+                           embedding_model=config.embedding_model, mix=mix)
     embeddings = None
     if config.strategy == "diversity":
         embeddings = _embeddings(store, examples, config.embedding_model)
     sizes = config.all_sizes()
     ladder = select_ladder(examples, config.strategy, sizes, config.seed,
                            embeddings=embeddings, strata=config.strata, power=config.power,
-                           snapshot_id=snapshot_id)
+                           snapshot_id=snapshot_id, mix=mix)
     by_id = {e.question_id: e for e in examples}
     out = []
     parent = None

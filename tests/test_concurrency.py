@@ -27,7 +27,7 @@ if kind == "refresh":
     from flows.refresh import RefreshConfig, refresh
     out = refresh(RefreshConfig(**cfg))
 else:
-    from flows.finetune import FinetuneConfig, finetune_flow
+    from flows.experiments import FinetuneConfig, finetune_flow
     out = finetune_flow(FinetuneConfig(**cfg))
 out = out.model_dump() if hasattr(out, "model_dump") else out
 print("RESULT " + json.dumps({"out": out, "start": t0, "end": time.time(),
@@ -80,8 +80,9 @@ def test_refresh_and_finetune_at_once_on_one_file(live_prefect, tmp_path):
     assert r["out"]["status"] == "completed" and r["out"]["snapshot_id"] == 2
     assert c["input"] == 300 == c["kept"] + c["rejected"]
     assert store.counts()["curated"] == curated_before + c["kept"]
-    assert f["out"]["snapshot_id"] == 1 and f["out"]["size"] == 40
-    assert f["out"]["train"]["steps"] == 3
+    [model] = f["out"]["models"]
+    assert f["out"]["snapshot_id"] == 1 and model["size"] == 40
+    assert model["train"]["steps"] == 3
     _, rows = store.query("SELECT status, snapshot_id, json_extract(metrics, '$.n_examples') "
                           "FROM finetune_runs")
     assert rows == [("completed", 1, "40")] or rows == [("completed", 1, 40)]

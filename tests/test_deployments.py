@@ -21,8 +21,9 @@ from warehouse import Store
 
 REPO = Path(__file__).resolve().parents[1]
 # A finetune small enough for a test: a handful of steps, a few eval questions.
-TINY_FINETUNE = {"subset_size": 40, "max_steps": 3, "eval_n": 4, "max_new_tokens": 32,
-                 "batch_size": 4}
+TINY_FINETUNE = {"data": {"subset_size": 40},
+                 "training": {"max_steps": 3, "batch_size": 4},
+                 "evaluation": {"eval_n": 4, "max_new_tokens": 32}}
 
 
 def test_served_deployments_have_schedule_and_forms(live_prefect):
@@ -44,14 +45,20 @@ def test_served_deployments_have_schedule_and_forms(live_prefect):
     assert ft.enforce_parameter_schema
     schema = ft.parameter_openapi_schema
     assert schema["required"] == ["config"]
-    props = schema["definitions"]["FinetuneConfig"]["properties"]
-    assert {"subset_size", "strategy", "base_model", "lora", "epochs", "max_steps",
-            "eval_set"} <= set(props)
-    assert props["strategy"]["enum"] == ["random", "stratified", "diversity", "difficulty"]
-    assert props["lora"]["type"] == "boolean"
-    ladder = live_prefect.deployment("ladder/ladder")
-    assert "sizes" in ladder.parameter_openapi_schema["definitions"]["LadderConfig"][
-        "properties"]
+    defs = schema["definitions"]
+    # In parts, as the refresh's form: data, training, evaluation, output, warehouse.
+    assert list(defs["FinetuneConfig"]["properties"]) == ["data", "training", "evaluation",
+                                                          "output", "warehouse"]
+    assert {"subset_size", "strategy", "mix"} <= set(defs["SubsetData"]["properties"])
+    assert {"base_model", "lora", "epochs", "max_steps"} <= set(defs["SFTParams"]["properties"])
+    assert "eval_set" in defs["EvalSpec"]["properties"]
+    assert defs["SubsetData"]["properties"]["strategy"]["enum"] == [
+        "random", "stratified", "diversity", "difficulty"]
+    assert defs["SFTParams"]["properties"]["lora"]["type"] == "boolean"
+    ladder = live_prefect.deployment("ladder/ladder").parameter_openapi_schema["definitions"]
+    assert {"sizes", "repeats", "mix"} <= set(ladder["LadderData"]["properties"])
+    dpo = live_prefect.deployment("dpo/dpo").parameter_openapi_schema["definitions"]
+    assert {"beta", "lora"} <= set(dpo["DPOParams"]["properties"])
     evaluate = live_prefect.deployment("evaluate/evaluate")
     assert "model" in evaluate.parameter_openapi_schema["definitions"]["EvaluateConfig"][
         "properties"]
@@ -64,7 +71,8 @@ def test_server_refuses_parameters_outside_the_schema(live_prefect):
     with live_prefect.settings(), live_prefect.client() as c, \
             pytest.raises(PrefectHTTPStatusError, match="409|422"):
         c.create_flow_run_from_deployment(ft.id, parameters={
-            "config": {**TINY_FINETUNE, "strategy": "alphabetical"}})
+            "config": {**TINY_FINETUNE, "data": {"subset_size": 40,
+                                                 "strategy": "alphabetical"}}})
 
 
 def test_finetune_triggered_through_the_api(live_prefect):

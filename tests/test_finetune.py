@@ -16,12 +16,12 @@ from tasks.experiments.evaluate import evaluate_model, load_eval_set, score
 from tasks.experiments.finetune import (
     IGNORE,
     ChatTemplateError,
-    TrainParams,
     check_label_mask,
     completion_label_mask,
     finetune,
     make_trainer,
 )
+from tasks.experiments.params import SFTParams
 from tasks.experiments.student import build_tiny_student, conversation_texts, example_messages
 from tasks.sources import load_questions
 
@@ -67,7 +67,7 @@ def test_completion_only_mask(procedural_rows, tmp_path):
     # What the SFTTrainer will really train on agrees with it (checked inside make_trainer
     # too, which would raise).
     trainer = make_trainer(Dataset.from_list(procedural_rows[:4]), tmp_path / "m",
-                           TrainParams(max_steps=1, batch_size=2), model=model,
+                           SFTParams(max_steps=1, batch_size=2), model=model,
                            tokenizer=tok)
     assert trainer.train_dataset[0]["labels"] == labels
 
@@ -83,7 +83,7 @@ def test_completion_only_mask(procedural_rows, tmp_path):
     tok.eos_token = "<|endoftext|>"
     with pytest.raises(ChatTemplateError, match="end-of-turn"):
         make_trainer(Dataset.from_list(procedural_rows[:4]), tmp_path / "m2",
-                     TrainParams(max_steps=1, batch_size=2), model=model, tokenizer=tok)
+                     SFTParams(max_steps=1, batch_size=2), model=model, tokenizer=tok)
 
 
 def test_evaluation_executes_generated_programs(tmp_path):
@@ -99,7 +99,7 @@ def test_evaluation_executes_generated_programs(tmp_path):
     model, tok = build_tiny_student(conversation_texts(rows), n_layer=2, n_embd=128, n_head=4,
                                     vocab_size=1024)
     result = finetune(Dataset.from_list(rows), tmp_path / "m",
-                      TrainParams(max_steps=60, batch_size=4, learning_rate=3e-3,
+                      SFTParams(max_steps=60, batch_size=4, learning_rate=3e-3,
                                      warmup_ratio=0.0, logging_steps=10),
                       model=model, tokenizer=tok)
     assert result.final_loss < 0.2 < 5 < result.first_loss
@@ -132,12 +132,13 @@ def warehouse(prefect_harness, tmp_path_factory) -> Path:
 
 
 def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
-    from flows.finetune import FinetuneConfig, finetune_flow
+    from flows.experiments import FinetuneConfig, finetune_flow
     from warehouse import Store
 
-    out = finetune_flow(FinetuneConfig(subset_size=48, seed=1, max_steps=12, batch_size=8,
-                                       eval_n=6, max_new_tokens=48, warehouse=str(warehouse),
-                                       output_root=str(tmp_path / "models")))
+    experiment = finetune_flow(FinetuneConfig(
+        subset_size=48, seed=1, max_steps=12, batch_size=8, eval_n=6, max_new_tokens=48,
+        warehouse=str(warehouse), output_root=str(tmp_path / "models")))
+    [out] = experiment.models
     curve = [p["loss"] for p in out.train.loss_curve]
     assert len(curve) >= 3
     assert sum(curve[-2:]) / 2 < curve[0] - 1.0, curve  # from ~ln(vocab) down
@@ -157,9 +158,10 @@ def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
     assert ev["eval_set"] == "procedural-heldout" and ev["n"] == 6
     assert ev["accuracy"] == out.eval.accuracy == row["metrics"]["accuracy"]
     cols, rows = Store(warehouse).query(
-        "select examples, max_steps, status from experiment_results where run_id = ?",
-        [out.run_id])
-    assert rows == [(48, 12, "completed")]
+        "select examples, max_steps, status, seed, method from experiment_results "
+        "where run_id = ?", [out.run_id])
+    assert rows == [(48, 12, "completed", 0, "sft")]
+    assert out.run_id == experiment.experiment_id and Path(out.output_dir).name == out.run_id
 
 
 def test_gpu_ladder_script_cpu_mode(warehouse, tmp_path):
@@ -191,32 +193,45 @@ def test_gpu_ladder_script_cpu_mode(warehouse, tmp_path):
     assert base == [(1,)]
 
 
-def test_configs_fill_the_form_in_order_and_type_plainly():
-    """The UI form (the JSON schema Prefect renders) lists fields as a user fills them and
-    has no field that needs a type chooser (anyOf) before a value can be typed; the CLI
-    offers every training field as a flag."""
+def test_configs_fill_the_form_in_parts_and_type_plainly():
+    """The UI form (the JSON schema Prefect renders) shows each config in parts, as the
+    refresh's: what to train on, how to train, how to evaluate, where models go; no field
+    needs a type chooser (anyOf) before a value can be typed; every field says what it is.
+    The CLI offers every training field as a flag of the same name."""
     from typer.testing import CliRunner
 
     from flows.cli.main import app
-    from flows.finetune import EvaluateConfig, FinetuneConfig, LadderConfig
-    from tasks.experiments.finetune import TrainParams
+    from flows.experiments import DPOConfig, EvaluateConfig, FinetuneConfig, LadderConfig
+    from tasks.experiments.params import DPOParams, TrainingParams
 
-    order = list(FinetuneConfig.model_fields)
-    assert order[:6] == ["method", "subset_id", "subset_size", "strategy", "seed",
-                         "snapshot_id"]
-    assert order.index("base_model") < order.index("lora_r") < order.index("pair_type") \
-        < order.index("dpo") < order.index("eval_set") < order.index("output_root")
-    assert list(LadderConfig.model_fields)[:2] == ["sizes", "strategies"]
-    for cls in (FinetuneConfig, LadderConfig, EvaluateConfig):
-        props = cls.model_json_schema()["properties"]
-        assert not [k for k, v in props.items() if "anyOf" in v], cls
-        assert all(v.get("description") for v in props.values()), cls
+    assert list(FinetuneConfig.model_fields) == ["data", "training", "evaluation", "output",
+                                                 "warehouse"]
+    assert list(DPOConfig.model_fields)[:2] == ["data", "training"]
+    assert list(LadderConfig.model_fields)[:2] == ["data", "training"]
+    assert list(SFTParams.model_fields)[:2] == ["base_model", "lora"]
+    # One declaration: SFT and DPO share every TrainingParams field and add their own.
+    shared = set(TrainingParams.model_fields)
+    assert shared < set(SFTParams.model_fields) and shared < set(DPOParams.model_fields)
+    assert set(DPOParams.model_fields) - shared == {"beta", "loss_type"}
+    for cls in (FinetuneConfig, DPOConfig, LadderConfig, EvaluateConfig):
+        schema = cls.model_json_schema()
+        for name, part in [("", schema), *schema.get("$defs", {}).items()]:
+            props = part.get("properties", {})
+            assert not [k for k, v in props.items() if "anyOf" in v], (cls, name)
+            assert all(v.get("description") or "$ref" in v for v in props.values()), (cls, name)
+    # Flat names go to their part.
+    cfg = FinetuneConfig(subset_size=5, lora_r=4, eval_n=3, warehouse="w.duckdb")
+    assert (cfg.data.subset_size, cfg.training.lora_r, cfg.evaluation.eval_n) == (5, 4, 3)
     res = CliRunner().invoke(app, ["finetune", "--help"], terminal_width=250)
-    for name in TrainParams.model_fields:
+    for name in SFTParams.model_fields:
         assert f"--{name.replace('_', '-')}" in res.output, name
+    res = CliRunner().invoke(app, ["dpo", "--help"], terminal_width=250)
+    assert "--beta" in res.output and "--pair-type" in res.output
     bad = CliRunner().invoke(app, ["finetune", "--subset-size", "5", "--lora-r", "0"])
     assert bad.exit_code == 2 and "--lora-r: Input should be greater than or equal to 1" \
         in bad.output
+    mix = CliRunner().invoke(app, ["ladder", "--mix", "procedural=x"])
+    assert mix.exit_code == 2 and "--mix" in mix.output and "SOURCE=SHARE" in mix.output
 
 
 def test_ladder_strategies_and_unverified_arm(warehouse, tmp_path):
@@ -224,25 +239,25 @@ def test_ladder_strategies_and_unverified_arm(warehouse, tmp_path):
     every rung in experiment_results, the unverified arm's data from the noisy teacher."""
     from datasets import load_from_disk
 
-    from flows.finetune import LadderConfig, ladder_flow
+    from flows.experiments import LadderConfig, ladder_flow
     from warehouse import Store
 
     out = ladder_flow(LadderConfig(
         sizes=[16, 32], strategies=["random", "difficulty"], unverified_rate=0.5,
         arm_sizes=[16], max_steps=3, batch_size=8, eval_n=4, max_new_tokens=24,
         warehouse=str(warehouse), output_root=str(tmp_path / "models")))
-    curves = [(r["curve"], r["examples"]) for r in out.rows]
+    curves = [(p.curve, p.examples) for p in out.points]
     assert curves == [("base", 0), ("random", 16), ("random", 32), ("difficulty", 16),
                       ("unverified (50% wrong)", 16)]
     assert Path(out.curve_png).read_bytes()[:4] == b"\x89PNG"
-    arm = next(r for r in out.runs if r.arm == "unverified")
+    arm = next(m for m in out.models if m.rung.arm == "unverified")
     data = load_from_disk(str(Path(arm.output_dir) / "data"))
     assert len(data) == 16
     _, rows = Store(warehouse).query(
         "select run_id, f.params ->> 'arm', f.params ->> 'wrong_examples', e.max_steps "
         "from experiment_results e join finetune_runs f using (run_id) "
         "where run_id like ? order by run_id",
-        [out.ladder_id + "%"])
+        [out.experiment_id + "%"])
     by_arm = {r[1]: r for r in rows}
     assert len(rows) == 4 and set(by_arm) == {"verified", "unverified"}
     assert 0 < int(by_arm["unverified"][2]) < 16 and {r[3] for r in rows} == {3}
@@ -278,7 +293,7 @@ def test_fused_head_scores_only_labelled_positions_with_the_same_loss(procedural
     model, tok = build_tiny_student(conversation_texts(procedural_rows), n_layer=2, n_embd=64,
                                     n_head=2)
     trainer = make_trainer(Dataset.from_list(procedural_rows[:8]), tmp_path / "m",
-                           TrainParams(max_steps=1, batch_size=4), model=model, tokenizer=tok)
+                           SFTParams(max_steps=1, batch_size=4), model=model, tokenizer=tok)
     assert trl_utils._use_triton(torch.device("cpu")) is True  # the compact path is taken
     batch = next(iter(trainer.get_train_dataloader()))
     assert (batch["labels"] == IGNORE).float().mean() > 0.3  # a real prompt share to skip
@@ -293,3 +308,30 @@ def test_fused_head_scores_only_labelled_positions_with_the_same_loss(procedural
     assert torch.allclose(fused, own, rtol=1e-5, atol=1e-6), (fused.item(), own.item())
     assert grads and all(torch.allclose(grads[n], p.grad, rtol=1e-4, atol=1e-6)
                          for n, p in trainer.model.named_parameters() if n in grads)
+
+
+def test_ladder_repeats_store_every_run_with_its_seed_and_group(warehouse, tmp_path):
+    """--repeats K: K models per rung, same subset, seeds train_seed..train_seed+K-1, one
+    group; every evaluation keeps its per-question outcomes, and the point is their mean
+    with an interval computed from them."""
+    from flows.experiments import LadderConfig, ladder_flow
+    from tasks.experiments.intervals import accuracy_interval
+    from warehouse import Store
+
+    out = ladder_flow(LadderConfig(
+        sizes=[16], repeats=3, train_seed=5, max_steps=2, batch_size=8, eval_n=5,
+        max_new_tokens=16, warehouse=str(warehouse), output_root=str(tmp_path / "models")))
+    store = Store(warehouse)
+    _, rows = store.query(
+        "select seed, repeat, group_id, curve, subset_id, eval_id from experiment_results "
+        "where experiment_id = ? order by seed", [out.experiment_id])
+    assert [(r[0], r[1]) for r in rows] == [(5, 0), (6, 1), (7, 2)]
+    assert len({(r[2], r[3], r[4]) for r in rows}) == 1 and rows[0][2] == "random@16"
+    outcomes = store.experiments.outcomes([r[5] for r in rows])
+    assert sorted(len(v) for v in outcomes.values()) == [5, 5, 5]
+    [base, point] = out.points
+    assert (base.curve, base.runs, point.curve, point.runs) == ("base", 1, "random", 3)
+    ci = accuracy_interval([outcomes[r[5]] for r in rows])
+    assert (point.accuracy, point.low, point.high) == (round(ci.mean, 4), round(ci.low, 4),
+                                                       round(ci.high, 4))
+    assert len({m.output_dir for m in out.models}) == 3

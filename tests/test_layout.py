@@ -96,3 +96,23 @@ def test_no_teacher_branches_or_sql_in_flows():
         assert "teacher ==" not in text and "teacher !=" not in text, path
         for stmt in ("SELECT ", "INSERT ", "CREATE TABLE", "DELETE FROM"):
             assert stmt not in text, (path, stmt)
+
+
+def test_experiment_flows_read_as_one_sequence():
+    """finetune, dpo and ladder are short flows over plans; the evaluation runs through one
+    call; configs are parts, not stacked mixins."""
+    path = REPO / "flows" / "experiments.py"
+    tree = ast.parse(path.read_text())
+    assert len(path.read_text().splitlines()) <= 300
+    flows = [n for n in tree.body if isinstance(n, ast.FunctionDef)
+             and any(ast.unparse(d).startswith("flow(") for d in n.decorator_list)]
+    assert {f.name for f in flows} == {"finetune_flow", "dpo_flow", "ladder_flow",
+                                       "evaluate_flow"}
+    for f in flows:
+        assert f.end_lineno - f.lineno + 1 <= 30, f.name
+    text = "".join(p.read_text() for p in (REPO / "flows").rglob("*.py"))
+    assert text.count("evaluate_task(") - text.count("def evaluate_task(") == 1
+    for p in (REPO / "flows").rglob("*.py"):
+        for cls in ast.walk(ast.parse(p.read_text())):
+            if isinstance(cls, ast.ClassDef):
+                assert len(cls.bases) <= 1, (p.name, cls.name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from datasets import load_from_disk
@@ -262,28 +263,68 @@ def test_llm_teacher_k_samples_against_the_test_server(tmp_path, monkeypatch):
                        "GROUP BY question_id)")[1][0][0] > 1  # K right samples, one solution
 
 
+def _dpo_pairs(exports: Path) -> Any:
+    full = load_from_disk(str(exports / "preference" / "hf"))
+    step = [i for i, t in enumerate(full["pair_type"]) if t == "step"][:4]
+    outcome = [i for i, t in enumerate(full["pair_type"]) if t == "outcome"][:4]
+    from tasks.preferences.dpo import load_pairs
+
+    return load_pairs(exports / "preference").select(step + outcome)
+
+
+def _tiny_for(pairs: Any) -> tuple[Any, Any]:
+    from tasks.experiments.student import build_tiny_student
+
+    texts = ["\n".join(t["content"] for t in r["prompt"] + r[side])
+             for r in pairs for side in ("chosen", "rejected")]
+    return build_tiny_student(texts, n_layer=1, n_embd=64, n_head=2, vocab_size=1024)
+
+
 def test_dpo_on_the_exported_pairs(made, tmp_path):
     """TRL's DPOTrainer on the preference export (outcome and step pairs, the step pairs'
     prompts ending inside the assistant turn), a tiny student built here: the policy moves
     towards the chosen side."""
-    from tasks.experiments.student import build_tiny_student
-    from tasks.preferences.dpo import DPOParams, load_pairs, train_dpo
+    from tasks.experiments.params import DPOParams
+    from tasks.preferences.dpo import train_dpo
 
-    _, _, exports = made
-    full = load_from_disk(str(exports / "preference" / "hf"))
-    step = [i for i, t in enumerate(full["pair_type"]) if t == "step"][:4]
-    outcome = [i for i, t in enumerate(full["pair_type"]) if t == "outcome"][:4]
-    pairs = load_pairs(exports / "preference").select(step + outcome)
-    texts = ["\n".join(t["content"] for t in r["prompt"] + r[side])
-             for r in pairs for side in ("chosen", "rejected")]
-    model, tok = build_tiny_student(texts, n_layer=1, n_embd=64, n_head=2, vocab_size=1024)
+    pairs = _dpo_pairs(made[2])
+    model, tok = _tiny_for(pairs)
     out = train_dpo(pairs, tmp_path / "dpo", DPOParams(learning_rate=1e-3, max_steps=10,
-                                                       batch_size=4, logging_steps=5),
+                                                       batch_size=4, logging_steps=5,
+                                                       warmup_ratio=0.0),
                     model=model, tokenizer=tok)
     assert out.steps == 10
     assert out.first_loss == pytest.approx(0.6931, abs=1e-3)  # policy == reference at start
-    assert out.final_loss < 0.6 and out.reward_margin > 0 and out.reward_accuracy > 0.5
+    assert out.final_loss < 0.6 and out.metrics["reward_margin"] > 0
+    assert out.metrics["reward_accuracy"] > 0.5
     assert (tmp_path / "dpo" / "config.json").is_file()
+
+
+def test_dpo_with_lora_uses_the_base_without_adapters_as_reference(made, tmp_path):
+    """DPO with LoRA: only the adapters train, and the reference is the same model with
+    its adapters off (no second copy). At step 0 the adapters are zero, so policy and
+    reference agree (loss ln 2); after a few steps the policy prefers the chosen side; the
+    saved folder holds the merged model, loadable like any other."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tasks.experiments.params import DPOParams
+    from tasks.preferences.dpo import train_dpo
+
+    pairs = _dpo_pairs(made[2])
+    model, tok = _tiny_for(pairs)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    out = train_dpo(pairs, tmp_path / "lora", DPOParams(
+        lora=True, lora_r=8, lora_alpha=16, learning_rate=5e-3, max_steps=8, batch_size=4,
+        logging_steps=4, warmup_ratio=0.0), model=model, tokenizer=tok)
+    assert out.steps == 8 and out.n_trainable < out.n_parameters / 5
+    assert out.first_loss == pytest.approx(0.6931, abs=1e-3)
+    assert out.final_loss < out.first_loss and out.metrics["reward_margin"] > 0
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "lora")
+    changed = [n for n, p in merged.named_parameters()
+               if n in before and not torch.equal(p, before[n])]
+    # The adapters' update is merged into the attention/MLP weights; embeddings stay.
+    assert changed and all("wte" not in n and "wpe" not in n for n in changed)
 
 
 def test_rollouts_find_the_first_wrong_step_without_reading_the_label(made):

@@ -35,31 +35,22 @@ def test_preferences_command(tmp_path):
             (tmp_path / "ex" / "verifier" / "data.jsonl").read_text().splitlines()]
     assert sum(r["label"] for r in rows) * 2 == len(rows)
 
-    out = _run("dpo", "--pairs", str(tmp_path / "ex" / "preference"), "--max-pairs", "8",
-               "--max-steps", "3", "--batch-size", "4", "--learning-rate", "1e-3",
-               "--logging-steps", "1", "-w", str(wh))
+    # DPO on the stored pairs (outcome pairs only), then the evaluation every finetune gets.
+    out = _run("dpo", "--base-model", "tiny", "--pair-type", "outcome", "--max-pairs", "6",
+               "--max-steps", "2", "--batch-size", "3", "--learning-rate", "1e-3",
+               "--logging-steps", "1", "--eval-n", "3", "--max-new-tokens", "16",
+               "--output-root", str(tmp_path / "models"), "-w", str(wh))
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "8 pairs, 3 steps" in out.stdout
-    (row,) = Store(wh).query("SELECT status, params ->> 'method', metrics ->> 'pairs', "
-                             "output_dir FROM finetune_runs")[1]
-    assert row[:3] == ("completed", "dpo", "8") and (Path(row[3]) / "config.json").is_file()
-
-    # The same from the finetune command (and its UI form): pairs straight from the
-    # warehouse, outcome pairs only, then the evaluation every finetune gets.
-    out = _run("finetune", "--method", "dpo", "--base-model", "tiny", "--pair-type",
-               "outcome", "--max-pairs", "6", "--dpo-max-steps", "2", "--dpo-batch-size", "3",
-               "--dpo-learning-rate", "1e-3", "--dpo-logging-steps", "1", "--eval-n", "3",
-               "--max-new-tokens", "16", "--output-root", str(tmp_path / "models"),
-               "-w", str(wh))
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "6 pairs, 2 steps" in out.stdout and "procedural-heldout (n=3)" in out.stdout
+    assert "6 preference pairs, 2 steps" in out.stdout
+    assert "procedural-heldout (n=3)" in out.stdout
     _, runs = Store(wh).query(
-        "SELECT f.params ->> 'pair_type', f.metrics ->> 'pairs', e.n, f.output_dir "
+        "SELECT f.status, f.params ->> 'pair_type', f.params ->> 'pairs', e.n, f.output_dir "
         "FROM finetune_runs f JOIN evaluations e ON e.finetune_run_id = f.run_id "
         "WHERE f.params ->> 'method' = 'dpo'")
-    assert [r[:3] for r in runs] == [("outcome", "6", 3)]
+    assert [r[:4] for r in runs] == [("completed", "outcome", "6", 3)]
+    assert (Path(runs[0][4]) / "config.json").is_file()
     trained_on = [json.loads(x) for x in
-                  (Path(runs[0][3]) / "data" / "data.jsonl").read_text().splitlines()]
+                  (Path(runs[0][4]) / "data" / "data.jsonl").read_text().splitlines()]
     assert len(trained_on) == 6 and {r["pair_type"] for r in trained_on} == {"outcome"}
 
 
@@ -70,5 +61,10 @@ def test_bad_options_are_one_line(tmp_path):
     assert not (tmp_path / "none.duckdb").exists()
     out = _run("preferences", "-w", str(tmp_path / "none.duckdb"), "--min-distance", "2")
     assert out.returncode == 2 and "--min-distance" in out.stderr
-    out = _run("dpo", "--pairs", str(tmp_path / "nope"), "-w", str(tmp_path / "w.duckdb"))
-    assert out.returncode == 2 and "no such folder" in out.stderr
+    # DPO on a warehouse without preference pairs: one line, nothing trained.
+    wh = tmp_path / "w.duckdb"
+    assert _run("refresh", "--source", "procedural", "--n", "20", "-w", str(wh)).returncode == 0
+    out = _run("dpo", "--max-steps", "1", "--eval-n", "0", "-w", str(wh))
+    assert out.returncode == 2 and "no all preference pairs" in out.stderr
+    assert len([x for x in out.stderr.splitlines() if x.strip()]) == 1
+    assert Store(wh).query("SELECT count(*) FROM finetune_runs")[1] == [(0,)]

@@ -68,7 +68,8 @@ def test_lora_finetune_and_evaluation_on_cpu(converted, tmp_path):
     from datasets import Dataset
 
     from tasks.experiments.evaluate import evaluate_path, load_eval_set
-    from tasks.experiments.finetune import TrainParams, finetune
+    from tasks.experiments.finetune import finetune
+    from tasks.experiments.params import SFTParams
     from tasks.experiments.student import example_messages
 
     items = [("What is 17 plus 25?", "a = 17\nb = 25\nans = a + b", "42"),
@@ -81,8 +82,8 @@ def test_lora_finetune_and_evaluation_on_cpu(converted, tmp_path):
     questions = load_eval_set(f"jsonl:{path}")
     rows = [{"messages": example_messages(q.text, q.context, q.gold_program)}
             for q in questions]
-    params = TrainParams(base_model=SMOLLM2, lora=True, trainable_layers=4, max_steps=2,
-                         batch_size=2, learning_rate=2e-3, logging_steps=1, threads=1)
+    params = SFTParams(base_model=SMOLLM2, lora=True, trainable_layers=4, max_steps=2,
+                       batch_size=2, learning_rate=2e-3, logging_steps=1, threads=1)
     result = finetune(Dataset.from_list(rows), tmp_path / "m", params)
     assert result.steps == 2 and len(result.loss_curve) == 2
     assert result.n_trainable < result.n_parameters / 50  # adapters on 4 of 30 layers only

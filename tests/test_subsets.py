@@ -18,6 +18,7 @@ from tasks.errors import InputError
 from tasks.experiments.subsets import (
     STRATEGIES,
     Example,
+    parse_mix,
     select_ladder,
     select_subset,
     selection_order,
@@ -251,3 +252,46 @@ def test_pure_size_errors():
     with pytest.raises(InputError, match="at least 1"):
         select_subset(exs, "random", 0, 0)
     assert len(select_subset(exs, "stratified", 10, 0)) == 10
+
+
+@pytest.mark.parametrize("strategy", ["random", "stratified", "difficulty"])
+def test_a_mix_has_the_asked_shares_at_every_size_and_nests(strategy):
+    pool = ([_ex(f"p{i}", "procedural", kind=("a", "b")[i % 2], difficulty=1 + i % 3)
+             for i in range(300)]
+            + [_ex(f"t{i}", "tatqa", kind="c", difficulty=2) for i in range(120)]
+            + [_ex(f"g{i}", "gsm8k") for i in range(80)])
+    mix = parse_mix("procedural=1,tatqa=3")  # shares normalised: 0.25 / 0.75
+    assert mix == {"procedural": 0.25, "tatqa": 0.75}
+    sizes = [8, 40, 100, 160]
+    ladder = select_ladder(pool, strategy, sizes, seed=4, mix=mix)
+    for size in sizes:
+        counts = Counter(i[0] for i in ladder[size])
+        assert set(counts) == {"p", "t"}  # gsm8k is not in the mix
+        assert abs(counts["t"] - 0.75 * size) <= 1 and abs(counts["p"] - 0.25 * size) <= 1
+    for small, large in zip(sizes, sizes[1:], strict=False):
+        assert ladder[large][:small] == ladder[small]
+    # Reproducible by seed, and the seed matters.
+    assert select_ladder(pool, strategy, sizes, seed=4, mix=mix) == ladder
+    assert select_ladder(pool, strategy, [100], seed=5, mix=mix)[100] != ladder[100]
+    # Past what a source has, the other fills the rest (120 tatqa of 200).
+    full = select_ladder(pool, strategy, [200], seed=4, mix=mix)[200]
+    assert Counter(i[0] for i in full) == {"t": 120, "p": 80}
+
+
+def test_a_mix_refuses_a_source_the_snapshot_lacks_and_bad_shares():
+    pool = [_ex(f"p{i}", "procedural") for i in range(20)]
+    with pytest.raises(InputError, match="no examples of source 'tatqa'"):
+        select_ladder(pool, "random", [5], seed=0, mix={"procedural": 0.5, "tatqa": 0.5})
+    for bad in ("procedural", "procedural=0", "procedural=-1,tatqa=2", "=0.5"):
+        with pytest.raises(InputError, match="SOURCE=SHARE"):
+            parse_mix(bad)
+
+
+def test_mixed_subsets_are_stored_with_their_mix(wh_path):
+    made = create_subsets(SubsetConfig(sizes=[10, 20], mix="procedural=1",
+                                       warehouse=str(wh_path)))
+    plain = create_subsets(SubsetConfig(sizes=[10, 20], warehouse=str(wh_path)))
+    assert made.params == {"mix": {"procedural": 1.0}}
+    assert made.subsets[-1].subset_id != plain.subsets[-1].subset_id  # the mix is in the id
+    info = Store(wh_path).subsets.load_subset(made.subsets[-1].subset_id)
+    assert info.params == {"mix": {"procedural": 1.0}}

@@ -16,8 +16,7 @@ from warehouse import Store
 
 
 def _field(page, label: str):  # noqa: ANN001, ANN202 - playwright Page -> Locator
-    # The form's inputs carry no accessible name: take the first input after the label
-    # (the first such label: the dpo section repeats some training names further down).
+    # The form's inputs carry no accessible name: take the first input after the label.
     return page.locator(f"xpath=(//*[normalize-space(text())='{label} (Optional)'])[1]"
                         "/following::input[1]")
 
@@ -71,9 +70,10 @@ def test_custom_finetune_run_from_the_ui(live_prefect):
     assert run.name == run_name
     assert run.state.is_completed(), f"{run.state}\n{live_prefect.logs()}"
     config = run.parameters["config"]
-    assert (config["max_steps"], config["subset_size"], config["eval_n"]) == (3, 40, 4)
-    assert config["base_model"] == "tiny"  # untouched fields keep the deployment's defaults
-    assert config["method"] == "sft" and config["dpo"]["max_steps"] == 0  # not the dpo one
+    assert (config["training"]["max_steps"], config["data"]["subset_size"],
+            config["evaluation"]["eval_n"]) == (3, 40, 4)
+    # Untouched fields keep the deployment's defaults.
+    assert config["training"]["base_model"] == "tiny"
     _, rows = Store(live_prefect.warehouse).query(
         "SELECT status, params, metrics FROM finetune_runs ORDER BY started_at DESC LIMIT 1")
     status, params, metrics = rows[0]

@@ -44,9 +44,13 @@ class WarehouseBusy(RuntimeError):
     """The file stayed locked by another process for longer than the retry budget."""
 
 
+WAREHOUSE_HELP = "DuckDB file; empty: $DISTILLERY_WAREHOUSE or data/warehouse.duckdb"
+
+
 def resolve_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """Explicit path, else $DISTILLERY_WAREHOUSE, else data/warehouse.duckdb."""
-    if path is None:
+    """Explicit path, else $DISTILLERY_WAREHOUSE, else data/warehouse.duckdb ("" and None
+    both mean "not set")."""
+    if path is None or str(path) == "":
         path = os.environ.get(ENV_VAR) or DEFAULT_PATH
     return Path(path).expanduser().resolve()
 

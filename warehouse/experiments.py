@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pyarrow as pa
 
 from tasks.types import stable_hash
 
-from .rows import Facet, now, to_json
-
-if TYPE_CHECKING:
-    pass
+from .rows import Facet, insert_arrow, now, to_json
 
 
 class Experiments(Facet):
@@ -94,7 +93,43 @@ class Experiments(Facet):
                  result.abstention_score, result.abstained, result.unanswerable,
                  result.abstention_precision, result.abstention_recall],
             )
+            if result.right:
+                insert_arrow(con, "evaluation_items", pa.table({
+                    "position": pa.array(range(len(result.right)), pa.int32()),
+                    "question_id": result.question_ids, "correct": result.right,
+                    "status": result.statuses}), eval_id=eval_id)
         return eval_id
+
+    def results(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Every evaluation of an experiment (its runs' and its base model's), one row each
+        with the run's curve, group, seed and size: what its tables are built from."""
+        with self.store.connect() as con:
+            cur = con.execute("""
+                SELECT e.eval_id, e.eval_set, e.n, e.accuracy, e.exec_error_rate,
+                       e.no_program_rate, e.abstained, e.unanswerable,
+                       e.abstention_precision, e.abstention_recall, e.seconds,
+                       CAST(e.params ->> 'questions_per_s' AS DOUBLE) AS questions_per_s,
+                       f.run_id, coalesce(f.params ->> 'curve', 'base') AS curve,
+                       coalesce(f.params ->> 'group', 'base@0') AS group_id,
+                       CAST(f.params ->> 'train_seed' AS INTEGER) AS seed,
+                       f.params ->> 'arm' AS arm,
+                       coalesce(CAST(f.params ->> 'size' AS INTEGER),
+                                CAST(e.params ->> 'size' AS INTEGER), 0) AS examples,
+                       f.train_seconds, f.output_dir
+                FROM evaluations e LEFT JOIN finetune_runs f ON f.run_id = e.finetune_run_id
+                WHERE coalesce(f.params ->> 'experiment_id', e.params ->> 'experiment_id') = ?
+                ORDER BY e.created_at""", [experiment_id])
+            cols = [d[0] for d in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def outcomes(self, eval_ids: list[str]) -> dict[str, list[bool]]:
+        """Per-question outcomes (in eval-set order) of each evaluation: what an interval
+        or a paired difference is computed from."""
+        with self.store.connect() as con:
+            rows = con.execute(
+                "SELECT eval_id, list(correct ORDER BY position) FROM evaluation_items "
+                "WHERE list_contains(?, eval_id) GROUP BY eval_id", [eval_ids]).fetchall()
+        return {eval_id: list(correct) for eval_id, correct in rows}
 
     def evaluations_for_run(self, run_id: str) -> list[dict[str, Any]]:
         with self.store.connect() as con:

@@ -35,6 +35,8 @@ def subset(
     strategy: Annotated[str, typer.Option(help="random | stratified | diversity | "
                                           "difficulty")] = "random",
     seed: Annotated[int, typer.Option(help="selection seed")] = 0,
+    mix: Annotated[str, typer.Option(help="sources in set shares, e.g. "
+                                     "procedural=0.5,tatqa=0.5 (nested across sizes)")] = "",
     snapshot: Annotated[int | None, typer.Option(help="snapshot id (default: latest)")] = None,
     embedding_model: Annotated[str | None, typer.Option(help="diversity: embedding model "
                                                         "id or path")] = None,
@@ -45,13 +47,13 @@ def subset(
     from pydantic import ValidationError
 
     from flows.subsets import SubsetConfig, subset_flow
-    from tasks.experiments.subsets import subset_params
+    from tasks.experiments.subsets import parse_mix, subset_params
     from warehouse import Store
 
     all_sizes = _parse_sizes(size, sizes)
     try:
         fields = dict(sizes=all_sizes, strategy=strategy, seed=seed, snapshot_id=snapshot,
-                      warehouse=str(warehouse) if warehouse else None)
+                      mix=mix, warehouse=str(warehouse) if warehouse else "")
         if embedding_model:
             fields["embedding_model"] = embedding_model
         config = SubsetConfig(**fields)
@@ -61,11 +63,13 @@ def subset(
     try:
         # Check before the flow starts so a wrong snapshot or size is one line, not a
         # failed flow run with a traceback.
-        subset_params(config.strategy, embedding_model=config.embedding_model)
+        subset_params(config.strategy, embedding_model=config.embedding_model,
+                      mix=parse_mix(config.mix))
         snap = Store(config.warehouse).subsets.resolve_snapshot_id(config.snapshot_id)
         n = Store(config.warehouse).subsets.snapshot_size(snap)
         if all_sizes[-1] > n:
             raise InputError(f"subset size {all_sizes[-1]} > {n} examples in snapshot {snap}")
+        # (a mix's own pool is checked when it is drawn: its sources' counts)
     except InputError as exc:
         fail(str(exc))
     result = subset_flow(config)
@@ -114,7 +118,7 @@ def export(
         fail(str(exc))
     result = export_flow(ExportConfig(subset_id=subset_id, format=normalize_format(fmt),
                                       out=str(out) if out else None,
-                                      warehouse=str(warehouse) if warehouse else None))
+                                      warehouse=str(warehouse) if warehouse else ""))
     typer.echo(f"exported {result.n} examples of subset {result.subset_id} "
                f"(format {result.format}) to {result.out}")
     typer.echo(f"  hf dataset: {result.hf}  (datasets.load_from_disk)")
@@ -130,7 +134,7 @@ def export(
 # ---- end of subset / export commands --------------------------------------------------------
 
 
-# ---- finetune / evaluate / ladder commands (parts 3-5 of issue 4): keep this block contiguous
+# ---- finetune / dpo / ladder / evaluate commands ----------------------------------------
 
 
 # Options generated from the flow configs (flows/cli/options.py): every field is a flag of
@@ -145,26 +149,56 @@ def _check_config(config: object) -> None:
     from tasks.experiments.evaluate import load_eval_set
     from tasks.experiments.student import ALIASES, gguf_file
 
+    spec = getattr(config, "evaluation", None)
+    training = getattr(config, "training", None)
     try:
-        if getattr(config, "eval_n", 0):
-            load_eval_set(config.eval_set, n=1)
-        for ref in (getattr(config, "base_model", None), getattr(config, "model", None)):
+        if spec is not None and spec.eval_n:
+            load_eval_set(spec.eval_set, n=1)
+        for ref in (getattr(training, "base_model", None), getattr(config, "model", None)):
             if ref in ALIASES:
                 gguf_file(ref)
     except InputError as exc:
         raise ValueError(str(exc)) from None
 
 
-def _echo_eval(ev: EvalResult) -> None:
-    typer.echo(f"  {ev.eval_set} (n={ev.n}): accuracy {ev.accuracy:.3f}, "
-               f"exec errors {ev.exec_error_rate:.3f}, no program "
-               f"{ev.no_program_rate:.3f}  ({ev.seconds:.1f}s, "
-               f"{ev.questions_per_s:.2f} questions/s)")
+def _check_dpo(config: DPOConfig) -> None:
+    """Before the flow starts: pairs to train on, else one line saying how to make them."""
+    from warehouse import Store
+
+    _check_config(config)
+    pair_type = config.data.pair_type
+    store = Store(config.warehouse)
+    if not store.path.exists() or not store.preferences.pairs(
+            None if pair_type == "all" else pair_type):
+        raise ValueError(f"{store.path}: no {pair_type} preference pairs; run "
+                         "`distillery preferences` first")
 
 
-from flows.cli.preferences import echo_dpo  # noqa: E402
-from flows.finetune import EvaluateConfig, FinetuneConfig, LadderConfig  # noqa: E402
-from flows.preferences import DPORun  # noqa: E402
+def _echo_eval(ev: EvalResult | None) -> None:
+    if ev is not None:
+        typer.echo(f"  {ev.eval_set} (n={ev.n}): accuracy {ev.accuracy:.3f}, "
+                   f"exec errors {ev.exec_error_rate:.3f}, no program "
+                   f"{ev.no_program_rate:.3f}  ({ev.seconds:.1f}s, "
+                   f"{ev.questions_per_s:.2f} questions/s)")
+
+
+def _echo_model(out: Experiment) -> None:
+    [m] = out.models
+    t = out.models[0].train
+    what = (f"subset {m.subset_id} ({m.size} examples)" if m.subset_id
+            else f"{t.n_examples} preference pairs")
+    typer.echo(f"run {m.run_id}: {what}, {t.steps} steps in {t.train_seconds:.1f}s on "
+               f"{t.device}" + (f", {t.tokens_per_s:.0f} tokens/s" if t.tokens_per_s else ""))
+    loss = (f"  loss {t.first_loss:.3f} -> {t.final_loss:.3f}"
+            if t.first_loss is not None and t.final_loss is not None else "  loss n/a")
+    extra = t.metrics.get("reward_accuracy")
+    typer.echo(loss + (f", reward accuracy {extra:.2f}" if extra is not None else ""))
+    _echo_eval(m.eval)
+    typer.echo(f"  model: {m.output_dir}")
+
+
+from flows.experiment_results import Experiment  # noqa: E402
+from flows.experiments import DPOConfig, EvaluateConfig, FinetuneConfig, LadderConfig  # noqa: E402
 from tasks.experiments.evaluate import EvalResult  # noqa: E402
 
 
@@ -172,22 +206,21 @@ from tasks.experiments.evaluate import EvalResult  # noqa: E402
 @options_from(FinetuneConfig, fixed={"progress": True}, extra_flags=_ALIASES, envvars=_ENV,
               check=_check_config)
 def finetune(config: FinetuneConfig) -> None:
-    """Fine-tune a student and evaluate it: on a subset (TRL SFT, completion-only loss), or
-    with --method dpo on the stored preference pairs (TRL DPOTrainer)."""
-    from flows.finetune import finetune_flow
+    """Fine-tune a student on a subset (TRL SFT, completion-only loss) and evaluate it."""
+    from flows.experiments import finetune_flow
 
-    out = run_flow(finetune_flow, config)
-    if isinstance(out, DPORun):
-        echo_dpo(out)
-    else:
-        t = out.train
-        typer.echo(f"run {out.run_id}: subset {out.subset_id} ({out.size} examples), "
-                   f"{t.steps} steps in {t.train_seconds:.1f}s on {t.device}, "
-                   f"{t.tokens_per_s:.0f} tokens/s")
-        typer.echo(f"  loss {t.first_loss:.3f} -> {t.final_loss:.3f}")
-    if out.eval:
-        _echo_eval(out.eval)
-    typer.echo(f"  model: {out.output_dir}")
+    _echo_model(run_flow(finetune_flow, config))
+
+
+@app.command()
+@options_from(DPOConfig, fixed={"progress": True}, extra_flags=_ALIASES, envvars=_ENV,
+              check=_check_dpo)
+def dpo(config: DPOConfig) -> None:
+    """DPO (TRL DPOTrainer) on the warehouse's preference pairs, from --base-model (an SFT
+    run's model folder, an alias, or tiny), then the same evaluation as a finetune."""
+    from flows.experiments import dpo_flow
+
+    _echo_model(run_flow(dpo_flow, config))
 
 
 @app.command()
@@ -196,7 +229,7 @@ def finetune(config: FinetuneConfig) -> None:
               envvars=_ENV, check=_check_config)
 def evaluate(config: EvaluateConfig) -> None:
     """Evaluate a model: it writes programs, the sandbox runs them, answers are compared."""
-    from flows.finetune import evaluate_flow
+    from flows.experiments import evaluate_flow
 
     out = run_flow(evaluate_flow, config)
     typer.echo(f"evaluation {out.eval_id} of {out.model}"
@@ -213,19 +246,22 @@ def evaluate(config: EvaluateConfig) -> None:
               check=_check_config)
 def ladder(config: LadderConfig) -> None:
     """Learning curves: one model per nested subset size and strategy (and an unverified
-    arm), the same training settings for every rung, the base model as the zero point;
-    writes curve.png and Prefect artifacts."""
-    from flows.finetune import ladder_flow
+    arm), --repeats models per rung with their own seeds, the same training settings for
+    every rung, the base model as the zero point; means with 95% intervals, paired
+    differences; writes curve.png and Prefect artifacts."""
+    from flows.experiments import ladder_flow
 
     out = run_flow(ladder_flow, config)
-    budget = (f"{config.max_steps} steps" if config.max_steps
-              else f"{config.epochs:g} epochs")
-    typer.echo(f"ladder {out.ladder_id}: {out.base_model}, {budget} per size, "
+    typer.echo(f"ladder {out.experiment_id}: {out.base_model}, {out.budget}, "
                f"snapshot {out.snapshot_id}")
-    typer.echo(f"  {'curve':<22}  {'examples':>8}  {'accuracy':>8}  {'exec_err':>8}  "
-               f"{'train_s':>8}  run")
-    for r in out.rows:
-        typer.echo(f"  {r['curve']:<22}  {r['examples']:>8}  {r['accuracy']:>8.3f}  "
-                   f"{r['exec_error_rate']:>8.3f}  {r['train_seconds']:>8.1f}  {r['run_id']}")
+    typer.echo(f"  {'curve':<24} {'examples':>8} {'runs':>4}  {'accuracy [95% CI]':<22}"
+               f" {'exec_err':>8} {'train_s':>8}")
+    for p in out.points:
+        typer.echo(f"  {p.curve:<24} {p.examples:>8} {p.runs:>4}  {p.accuracy:.3f} "
+                   f"[{p.low:.3f}, {p.high:.3f}]  {p.exec_error_rate:>8.3f} "
+                   f"{p.train_seconds:>8.1f}")
+    for d in out.differences:
+        typer.echo(f"  paired: {d.arm} vs {d.versus} at {d.examples}: {d.difference:+.3f} "
+                   f"[{d.low:+.3f}, {d.high:+.3f}]{'  (gain)' if d.gain else ''}")
     typer.echo(f"  curve: {out.curve_png}")
-# ---- end of finetune / evaluate / ladder commands --------------------------------------------
+# ---- end of finetune / dpo / ladder / evaluate commands ----------------------------------

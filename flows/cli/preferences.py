@@ -1,5 +1,6 @@
 """`distillery preferences`: distinct-solution sets, preference pairs and verifier labels
-from the samples of a warehouse (flows/preferences.py), and their exports."""
+from the samples of a warehouse (flows/preferences.py), and their exports. DPO on the stored
+pairs is `distillery dpo` (flows/cli/experiments.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import typer
 
 from flows.cli.app import app, run_flow
 from flows.cli.options import options_from
-from flows.preferences import DPOFlowConfig, DPORun, PreferencesConfig
+from flows.preferences import PreferencesConfig
 from warehouse.connection import resolve_path
 
 
@@ -32,22 +33,3 @@ def preferences(config: PreferencesConfig) -> None:
     for name, made in out.exports.items():
         typer.echo(f"  {name}: {made['n']} rows -> {made['jsonl']}")
     typer.echo("  browse: distillery sql \"select * from pair_browser limit 5\"")
-
-
-@app.command()
-@options_from(DPOFlowConfig, extra_flags={"warehouse": ["-w"]},
-              envvars={"warehouse": "DISTILLERY_WAREHOUSE"})
-def dpo(config: DPOFlowConfig) -> None:
-    """DPO (TRL DPOTrainer) on exported preference pairs, from an SFT model or the tiny one."""
-    from flows.preferences import dpo_flow
-
-    out = run_flow(dpo_flow, config)
-    echo_dpo(out)
-    typer.echo(f"  model: {out.output_dir}")
-
-
-def echo_dpo(out: DPORun) -> None:
-    r = out.result
-    typer.echo(f"run {out.run_id}: {out.n_pairs} pairs, {r['steps']} steps, loss "
-               f"{r['first_loss']:.3f} -> {r['final_loss']:.3f}, reward accuracy "
-               f"{r['reward_accuracy']:.2f}, margin {r['reward_margin']:.3f}")

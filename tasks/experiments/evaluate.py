@@ -24,8 +24,8 @@ from tasks.experiments.abstention import abstention_score, is_abstention, is_una
 from tasks.experiments.generate import greedy_generate
 from tasks.experiments.student import prompt_messages
 from tasks.render import extract_program
-from tasks.sources import load_questions
-from tasks.types import Question
+from tasks.sources import SOURCES, load_questions, parse_spec
+from tasks.types import Question, stable_hash
 
 EVAL_SETS_HELP = ("procedural-heldout | gsm8k:PATH | tatqa:PATH | jsonl:PATH | hf:NAME[:SPLIT] "
                   "(any --source spec)")
@@ -51,24 +51,35 @@ class EvalResult:
     unanswerable: int = 0
     abstention_precision: float | None = None
     abstention_recall: float | None = None
+    # Per question, in eval-set order (evaluation_items): the rows intervals and paired
+    # differences between arms are computed from.
+    question_ids: list[str] = field(default_factory=list)
+    right: list[bool] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def load_eval_set(spec: str, n: int | None = None, seed: int = 0) -> list[Question]:
-    """Questions of an eval set with a gold answer. `procedural-heldout` is the generator's
-    held-out split (seeds and phrasings never used for training); TAT-QA keeps arithmetic
-    questions only (span answers are not programs)."""
+    """Questions of an eval set that an evaluation can score (its source's rule: a gold
+    answer; TAT-QA: arithmetic ones). `procedural-heldout` is the generator's held-out split
+    (seeds and phrasings never used for training), n items from `seed`. From a file, n
+    questions are drawn by `seed` (a hash of seed and question id, so the same n and seed
+    always give the same questions) and kept in file order, so questions on one context
+    stay together for the decoder's shared prefixes."""
     if spec in ("procedural-heldout", "procedural:heldout"):
-        questions = load_questions("procedural:heldout", n=n or 200, seed=seed)
-    else:
-        questions = load_questions(spec, n=None if spec.startswith("tatqa:") else n, seed=seed)
-        if spec.startswith("tatqa:"):
-            questions = [q for q in questions
-                         if q.meta.get("answer_type") == "arithmetic" or q.gold_program]
-            questions = questions[:n] if n else questions
-    return [q for q in questions if q.gold_answer is not None]
+        spec = "procedural:heldout"
+    kind, _ = parse_spec(spec)
+    source = SOURCES[kind]
+    if source.generated:
+        return [q for q in load_questions(spec, n=n or 200, seed=seed) if source.evaluable(q)]
+    questions = [q for q in load_questions(spec) if source.evaluable(q)]
+    if n and n < len(questions):
+        drawn = set(sorted(range(len(questions)), key=lambda i: stable_hash(
+            "eval-draw", seed, questions[i].question_id))[:n])
+        questions = [q for i, q in enumerate(questions) if i in drawn]
+    return questions
 
 
 # An opening fence line, then a closing fence: the program is complete.
@@ -110,6 +121,7 @@ def score(questions: Sequence[Question], completions: Sequence[str], *, eval_set
     failures: list[dict[str, Any]] = []
     abstained: list[bool] = []
     right: list[bool] = []
+    statuses: list[str] = []
     for i, q in enumerate(questions):
         res = by_index.get(i)
         if res is None:
@@ -128,6 +140,7 @@ def score(questions: Sequence[Question], completions: Sequence[str], *, eval_set
                 value, q.gold_answer, scale=q.meta.get("scale") or None)
         abstained.append(abst)
         right.append(ok)
+        statuses.append(status)
         correct += ok
         if not ok and len(failures) < max_failures:
             failures.append({"question": q.text[:300], "gold": q.gold_answer, "status": status,
@@ -145,7 +158,9 @@ def score(questions: Sequence[Question], completions: Sequence[str], *, eval_set
                       new_tokens=new_tokens, failures=failures,
                       abstention_score=round(absten.score, 4), abstained=absten.abstained,
                       unanswerable=absten.unanswerable,
-                      abstention_precision=absten.precision, abstention_recall=absten.recall)
+                      abstention_precision=absten.precision, abstention_recall=absten.recall,
+                      question_ids=[q.question_id for q in questions], right=right,
+                      statuses=statuses)
 
 
 def evaluate_model(model: Any, tokenizer: Any, questions: Sequence[Question], *,

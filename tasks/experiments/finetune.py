@@ -17,10 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from tasks.experiments.params import SFTParams, TrainingParams
 from tasks.experiments.student import (
-    BASE_MODEL_HELP,
     TINY,
     as_prompt_completion,
     build_tiny_student,
@@ -33,62 +31,6 @@ IGNORE = -100
 class ChatTemplateError(ValueError):
     """The chat template puts the end-of-turn token outside the trained part (or the prompt
     inside it): training would run, and the model would never learn to stop."""
-
-
-class TrainParams(BaseModel):
-    """How one student is trained: the one declaration read by the flows, their Prefect UI
-    form and the CLI (flows/cli/options.py), and stored flat in finetune_runs.params.
-
-    Sentinels instead of `None` (0 means "automatic") keep every field a plain number in the
-    UI form. Order: which model, then how to train it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_model: str = Field(TINY, description=BASE_MODEL_HELP)
-    lora: bool = Field(False, description="train LoRA adapters (peft) instead of all weights")
-    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank")
-    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha/r)")
-    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input")
-    lora_targets: str = Field("auto", description="comma-separated module names that get "
-                              "adapters, 'all-linear', or 'auto' (attention and MLP "
-                              "projections; GPT-2: c_attn, c_proj)")
-    trainable_layers: int = Field(0, ge=0, description="train only the top N transformer "
-                                  "layers (LoRA or full): no backward pass below them; "
-                                  "0: all layers")
-    epochs: float = Field(2.0, gt=0, description="passes over the data (ignored when "
-                          "max_steps > 0)")
-    max_steps: int = Field(0, ge=0, description="fixed optimizer-step budget; 0: use epochs")
-    learning_rate: float = Field(0.0, ge=0, description="peak learning rate; 0: automatic "
-                                 "(1e-3 tiny, 1e-3 LoRA, 2e-5 full fine-tune)")
-    batch_size: int = Field(8, ge=1, le=4096, description="examples per forward pass")
-    grad_accum: int = Field(1, ge=1, le=1024, description="forward passes per optimizer step")
-    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of the steps with a "
-                                "linear learning-rate warmup")
-    max_length: int = Field(1024, ge=32, description="examples are cut to this many tokens "
-                            "(capped at the model's context); one cut before its end-of-turn "
-                            "token among the first rows stops training before it starts")
-    group_by_length: bool = Field(True, description="batch examples of similar length "
-                                  "together (less padding)")
-    threads: int = Field(0, ge=0, description="CPU threads for torch; 0: torch's default "
-                         "(all cores). On a machine shared with other jobs 1 is faster: "
-                         "threads that wait on each other spin")
-    train_seed: int = Field(0, description="seed of initialisation, shuffling and dropout")
-    logging_steps: int = Field(5, ge=1, description="steps between loss-curve points")
-    save_checkpoints: bool = Field(False, description="keep intermediate checkpoints (the "
-                                   "final model is always saved)")
-
-    def resolved_lr(self) -> float:
-        if self.learning_rate > 0:
-            return self.learning_rate
-        if self.base_model == TINY:
-            return 1e-3
-        # LoRA on a small instruct model: 2e-4 (the usual default) learned the format but
-        # not the formulas in one pilot on this data; 1e-3 learns both (BENCHMARKS.md).
-        return 1e-3 if self.lora else 2e-5
-
-    def stored(self) -> dict[str, Any]:
-        """Flat JSON of the settings as run (finetune_runs.params; views read its keys)."""
-        return {**self.model_dump(), "learning_rate": self.resolved_lr()}
 
 
 @dataclass
@@ -174,7 +116,7 @@ def n_layers(model: Any) -> int:
     return int(getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 0))
 
 
-def lora_targets(params: TrainParams, model: Any) -> list[str] | str:
+def lora_targets(params: TrainingParams, model: Any) -> list[str] | str:
     """Module names that get adapters: as given, or for 'auto' the attention and MLP
     projections (GPT-2 fuses q/k/v in one Conv1D: c_attn, c_proj, c_fc)."""
     if params.lora_targets not in ("", "auto"):
@@ -186,7 +128,7 @@ def lora_targets(params: TrainParams, model: Any) -> list[str] | str:
                                                if t in names] or "all-linear"
 
 
-def top_layers(params: TrainParams, model: Any) -> list[int] | None:
+def top_layers(params: TrainingParams, model: Any) -> list[int] | None:
     """Indices of the trained layers when only the top ones train, else None."""
     total = n_layers(model)
     if not params.trainable_layers or not total or params.trainable_layers >= total:
@@ -194,7 +136,7 @@ def top_layers(params: TrainParams, model: Any) -> list[int] | None:
     return list(range(total - params.trainable_layers, total))
 
 
-def _lora_config(params: TrainParams, model: Any) -> Any:
+def lora_config(params: TrainingParams, model: Any) -> Any:
     from peft import LoraConfig
 
     targets = lora_targets(params, model)
@@ -243,7 +185,7 @@ def score_labelled_positions_only() -> bool:
     return True
 
 
-def make_trainer(dataset: Any, output_dir: str | Path, params: TrainParams,
+def make_trainer(dataset: Any, output_dir: str | Path, params: SFTParams,
                  model: Any = None, tokenizer: Any = None, callbacks: list[Any] | None = None,
                  progress: bool = False) -> Any:
     """An SFTTrainer ready to train: model built/loaded, data prepared, label mask checked.
@@ -300,7 +242,7 @@ def make_trainer(dataset: Any, output_dir: str | Path, params: TrainParams,
         dataloader_num_workers=0,
         disable_tqdm=not progress,
     )
-    peft_config = _lora_config(params, model) if params.lora else None
+    peft_config = lora_config(params, model) if params.lora else None
     score_labelled_positions_only()
     trainer = SFTTrainer(model=model, args=config, train_dataset=rows, processing_class=tokenizer,
                          peft_config=peft_config, callbacks=callbacks)
@@ -359,7 +301,7 @@ def train(trainer: Any, output_dir: str | Path, *, merge_lora: bool = True) -> F
                                           if isinstance(v, int | float)})
 
 
-def finetune(dataset: Any, output_dir: str | Path, params: TrainParams,
+def finetune(dataset: Any, output_dir: str | Path, params: SFTParams,
              model: Any = None, tokenizer: Any = None,
              callbacks: list[Any] | None = None, progress: bool = False) -> FinetuneResult:
     """Fine-tune `params.base_model` (or the given model) on `dataset`; the trained model

@@ -50,7 +50,7 @@ def plot_learning_curve(rows: Sequence[dict[str, Any]], path: Path, *, title: st
                         ylabel: str) -> Path:
     """Accuracy against training examples as a PNG, one line per `curve` (strategy or arm);
     the `base` row (examples=0) is every line's starting point; a curve with one size is
-    drawn as a lone marker."""
+    drawn as a lone marker; rows with `low`/`high` get their interval as an error bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,15 +63,20 @@ def plot_learning_curve(rows: Sequence[dict[str, Any]], path: Path, *, title: st
         if r not in base:
             curves.setdefault(r.get("curve") or "random", []).append(r)
     xs_all = [r["examples"] for r in rows]
-    ys_all = [r["accuracy"] for r in rows if r["accuracy"] == r["accuracy"]]
+    ys_all = [r.get("high", r["accuracy"]) for r in rows if r["accuracy"] == r["accuracy"]]
     fig, ax = plt.subplots(figsize=(6.5, 4), dpi=100)
     for name, points in curves.items():
         # An arm trained at one size only (--arm-sizes) is a point, not a curve: a line from
         # the base would draw a slope that was never measured.
         alone = len(points) == 1
         points = (base if not alone else []) + sorted(points, key=lambda r: r["examples"])
-        ax.plot([r["examples"] for r in points], [r["accuracy"] for r in points],
-                marker="D" if alone else "o", linestyle="none" if alone else "-", label=name)
+        xs, ys = [r["examples"] for r in points], [r["accuracy"] for r in points]
+        line = ax.plot(xs, ys, marker="D" if alone else "o", linestyle="none" if alone else "-",
+                       label=name)[0]
+        if all("low" in r and "high" in r for r in points):  # the 95% interval of each point
+            ax.errorbar(xs, ys, yerr=[[y - r["low"] for y, r in zip(ys, points, strict=True)],
+                                      [r["high"] - y for y, r in zip(ys, points, strict=True)]],
+                        fmt="none", ecolor=line.get_color(), capsize=3, alpha=0.7)
     if not curves and base:
         ax.plot([0], [base[0]["accuracy"]], marker="o", label="base")
     # symlog keeps the base model's zero point on a log-scaled size axis.

@@ -8,6 +8,10 @@ the same rows.
 Randomness comes from a hash of (seed, question_id), not from a generator stream: the order of
 two examples never depends on the input order, on numpy's version, or on which other examples
 the snapshot holds, so a later (larger) snapshot keeps the relative order of the old examples.
+
+Strategies are a registry (`STRATEGIES`: name -> ordering); a mix (`{"procedural": 0.5,
+"tatqa": 0.5}`) orders each source with the strategy and interleaves them so that every prefix
+holds the sources in the asked proportions (within one example), so mixed ladders nest too.
 """
 
 from __future__ import annotations
@@ -15,16 +19,15 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from tasks.errors import InputError
 from tasks.types import stable_hash
 
-STRATEGIES = ("random", "stratified", "diversity", "difficulty")
 DEFAULT_STRATA = ("source", "kind", "difficulty")
 STRATUM_FIELDS = ("source", "kind", "difficulty")
 
@@ -44,10 +47,38 @@ class Example:
     difficulty: int | None = None
 
 
+def parse_mix(text: str) -> dict[str, float]:
+    """'procedural=0.5,tatqa=0.5' -> {'procedural': 0.5, 'tatqa': 0.5}, shares normalised to
+    sum 1; '' -> {} (no mix: the whole snapshot)."""
+    mix: dict[str, float] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        source, sep, share = part.partition("=")
+        try:
+            value = float(share)
+        except ValueError:
+            value = math.nan
+        if not sep or not source.strip() or not value > 0 or not math.isfinite(value):
+            raise InputError(f"--mix {text!r}: SOURCE=SHARE pairs with positive shares, e.g. "
+                             "procedural=0.5,tatqa=0.5")
+        mix[source.strip()] = mix.get(source.strip(), 0.0) + value
+    total = sum(mix.values())
+    return {k: round(v / total, 6) for k, v in sorted(mix.items())}
+
+
 def subset_params(strategy: str, *, strata: Sequence[str] = DEFAULT_STRATA,
-                  power: float = 1.0, embedding_model: str | None = None) -> dict[str, Any]:
+                  power: float = 1.0, embedding_model: str | None = None,
+                  mix: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The parameters that change a strategy's ordering, and only those: they are part of the
     subset id, so an irrelevant option must not produce a different id for the same rows."""
+    params = _strategy_params(strategy, strata=strata, power=power,
+                              embedding_model=embedding_model)
+    return {**params, "mix": dict(mix)} if mix else params
+
+
+def _strategy_params(strategy: str, *, strata: Sequence[str], power: float,
+                     embedding_model: str | None) -> dict[str, Any]:
     _check_strategy(strategy)
     if strategy == "stratified":
         bad = [s for s in strata if s not in STRATUM_FIELDS]
@@ -74,32 +105,70 @@ def subset_id_for(snapshot_id: int, strategy: str, size: int, seed: int,
 def select_subset(examples: Sequence[Example], strategy: str, size: int, seed: int, *,
                   embeddings: Mapping[str, np.ndarray] | None = None,
                   strata: Sequence[str] = DEFAULT_STRATA, power: float = 1.0,
-                  snapshot_id: int | None = None) -> list[str]:
+                  snapshot_id: int | None = None,
+                  mix: Mapping[str, float] | None = None) -> list[str]:
     """The question_ids of a `size`-subset, in selection order (rank 0 first).
 
     `embeddings` (question_id -> vector) is required by `diversity` only. `snapshot_id` only
     makes the error message name the snapshot."""
     return select_ladder(examples, strategy, [size], seed, embeddings=embeddings,
-                         strata=strata, power=power, snapshot_id=snapshot_id)[size]
+                         strata=strata, power=power, snapshot_id=snapshot_id, mix=mix)[size]
 
 
 def select_ladder(examples: Sequence[Example], strategy: str, sizes: Sequence[int], seed: int,
                   *, embeddings: Mapping[str, np.ndarray] | None = None,
                   strata: Sequence[str] = DEFAULT_STRATA, power: float = 1.0,
-                  snapshot_id: int | None = None) -> dict[int, list[str]]:
-    """Nested subsets, one per size, computed from one ordering: {size: question_ids}."""
+                  snapshot_id: int | None = None,
+                  mix: Mapping[str, float] | None = None) -> dict[int, list[str]]:
+    """Nested subsets, one per size, computed from one ordering: {size: question_ids}.
+    With `mix`, the snapshot's examples of those sources in those shares."""
     _check_strategy(strategy)
     if not sizes:
         raise InputError("no subset size given")
     where = f"snapshot {snapshot_id}" if snapshot_id is not None else "the snapshot"
+    pool = examples
+    if mix:
+        missing = sorted(set(mix) - {e.source for e in examples})
+        if missing:
+            raise InputError(f"--mix: no examples of source {missing[0]!r} in {where} "
+                             f"(sources: {', '.join(sorted({e.source for e in examples}))})")
+        pool = [e for e in examples if e.source in mix]
     for size in sizes:
         if size < 1:
             raise InputError(f"subset size {size}: must be at least 1")
-        if size > len(examples):
-            raise InputError(f"subset size {size} > {len(examples)} examples in {where}")
-    order = selection_order(examples, strategy, seed, limit=max(sizes), embeddings=embeddings,
-                            strata=strata, power=power)
+        if size > len(pool):
+            raise InputError(f"subset size {size} > {len(pool)} examples in {where}"
+                             + (f" of sources {', '.join(mix)}" if mix else ""))
+    kw = dict(embeddings=embeddings, strata=strata, power=power)
+    if mix:
+        order = mixed_order(pool, strategy, seed, mix, limit=max(sizes), **kw)
+    else:
+        order = selection_order(pool, strategy, seed, limit=max(sizes), **kw)
     return {size: order[:size] for size in sizes}
+
+
+def mixed_order(examples: Sequence[Example], strategy: str, seed: int,
+                mix: Mapping[str, float], *, limit: int, **kw: Any) -> list[str]:
+    """Each source ordered by the strategy, then interleaved: position k goes to the source
+    whose share of k exceeds what it already has by the most (the sequential largest
+    remainder rule), so every prefix holds each source within one example of its share. A
+    source that runs out leaves the rest to the others."""
+    names = sorted(mix)
+    orders = [selection_order([e for e in examples if e.source == name], strategy, seed,
+                              limit=limit, **kw) for name in names]
+    # Shares as integers (millionths) so that ties are exact on every machine.
+    weights = np.array([round(mix[name] * 1_000_000) for name in names], dtype=np.int64)
+    taken = np.zeros(len(names), dtype=np.int64)
+    out: list[str] = []
+    for k in range(1, limit + 1):
+        deficit = k * weights - taken * int(weights.sum())
+        deficit[taken >= np.array([len(o) for o in orders])] = np.iinfo(np.int64).min
+        s = int(np.argmax(deficit))
+        if deficit[s] == np.iinfo(np.int64).min:
+            break
+        out.append(orders[s][taken[s]])
+        taken[s] += 1
+    return out
 
 
 def selection_order(examples: Sequence[Example], strategy: str, seed: int, *,
@@ -117,15 +186,8 @@ def selection_order(examples: Sequence[Example], strategy: str, seed: int, *,
     limit = len(exs) if limit is None else min(limit, len(exs))
     if limit <= 0:
         return []
-    if strategy == "random":
-        return _random_order(exs, seed)[:limit]
-    if strategy == "stratified":
-        subset_params("stratified", strata=strata)  # validates the field names
-        return _stratified_order(exs, seed, strata, limit)
-    if strategy == "difficulty":
-        subset_params("difficulty", power=power)
-        return _difficulty_order(exs, seed, power)[:limit]
-    return _diversity_order(exs, seed, embeddings, limit)
+    return STRATEGIES[strategy](exs, seed, limit, embeddings=embeddings, strata=strata,
+                                power=power)
 
 
 def breakdown(examples: Sequence[Example]) -> dict[str, dict[str, int]]:
@@ -215,10 +277,37 @@ def _diversity_order(exs: Sequence[Example], seed: int,
     return order
 
 
+Strategy = Literal["random", "stratified", "diversity", "difficulty"]
+Ordering = Callable[..., list[str]]
+# name -> ordering(examples sorted by id, seed, limit, *, embeddings, strata, power): the
+# first `limit` question_ids of the strategy's order.
+STRATEGIES: dict[str, Ordering] = {
+    "random": lambda exs, seed, limit, **_: _random_order(exs, seed)[:limit],
+    "stratified": lambda exs, seed, limit, *, strata, **_: _stratified_order(
+        exs, seed, _valid_strata(strata), limit),
+    "diversity": lambda exs, seed, limit, *, embeddings, **_: _diversity_order(
+        exs, seed, embeddings, limit),
+    "difficulty": lambda exs, seed, limit, *, power, **_: _difficulty_order(
+        exs, seed, _valid_power(power))[:limit],
+}
+assert tuple(STRATEGIES) == get_args(Strategy)  # one list: the configs' choices are these
+
+
+def _valid_strata(strata: Sequence[str]) -> Sequence[str]:
+    _strategy_params("stratified", strata=strata, power=1.0, embedding_model=None)
+    return strata
+
+
+def _valid_power(power: float) -> float:
+    _strategy_params("difficulty", strata=DEFAULT_STRATA, power=power, embedding_model=None)
+    return power
+
+
 def _label(value: object) -> str:
     return "none" if value is None or value == "" else str(value)
 
 
 def _check_strategy(strategy: str) -> None:
     if strategy not in STRATEGIES:
-        raise InputError(f"unknown subset strategy {strategy!r}: one of {', '.join(STRATEGIES)}")
+        raise InputError(f"unknown subset strategy {strategy!r}: one of "
+                         f"{', '.join(STRATEGIES)}")

@@ -3,21 +3,91 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import InputError
 from tasks.types import Question
 
-SOURCE_KINDS = ("procedural", "gsm8k", "tatqa", "jsonl", "hf", "synth")
+
+def _procedural(arg: str, n: int | None, seed: int) -> list[Question]:
+    from .procedural import generate_questions
+
+    return generate_questions(n if n is not None else 1000, seed=seed, split=arg or "train")
+
+
+def _gsm8k(arg: str, n: int | None, seed: int) -> list[Question]:
+    from .gsm8k import load_gsm8k
+
+    return load_gsm8k(arg, limit=n)
+
+
+def _tatqa(arg: str, n: int | None, seed: int) -> list[Question]:
+    from .tatqa import load_tatqa
+
+    return load_tatqa(arg, limit=n)
+
+
+def _jsonl(arg: str, n: int | None, seed: int) -> list[Question]:
+    from .jsonl import load_jsonl
+
+    return load_jsonl(arg, limit=n)
+
+
+def _hf(arg: str, n: int | None, seed: int) -> list[Question]:
+    from .hf import load_hf
+
+    name, _, split = arg.partition(":")
+    return load_hf(name, split or "train", limit=n)
+
+
+def _synth(arg: str, n: int | None, seed: int) -> list[Question]:
+    raise InputError(f"--source synth:{arg}: synthesized questions are written inside a "
+                     "refresh (with an LLM teacher), not loaded")
+
+
+def _gold(q: Question) -> bool:
+    return q.gold_answer is not None
+
+
+def _tatqa_evaluable(q: Question) -> bool:
+    # Span answers are not programs: TAT-QA is evaluated on its arithmetic questions.
+    return _gold(q) and (q.meta.get("answer_type") == "arithmetic" or bool(q.gold_program))
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One kind of question source: how to load it (`arg` is what follows the colon; `n`
+    items at most, `seed` for generators), whether it needs that argument, whether `n`
+    reads the file's head (a file) or makes n items (a generator), and which of its
+    questions an evaluation keeps."""
+
+    load: Callable[[str, int | None, int], list[Question]]
+    needs_arg: bool = True
+    generated: bool = False
+    evaluable: Callable[[Question], bool] = _gold
+
+
+SOURCES: dict[str, SourceKind] = {
+    "procedural": SourceKind(_procedural, needs_arg=False, generated=True),
+    "gsm8k": SourceKind(_gsm8k),
+    "tatqa": SourceKind(_tatqa, evaluable=_tatqa_evaluable),
+    "jsonl": SourceKind(_jsonl),
+    "hf": SourceKind(_hf),
+    "synth": SourceKind(_synth, generated=True),
+}
+SOURCE_KINDS = tuple(SOURCES)
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
     """'gsm8k:path/x.jsonl' -> ('gsm8k', 'path/x.jsonl'); 'procedural' -> ('procedural', '')."""
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
-    if kind not in SOURCE_KINDS:
-        raise InputError(f"--source {spec!r}: unknown source (one of {', '.join(SOURCE_KINDS)})")
-    if kind != "procedural" and not arg:
+    if kind not in SOURCES:
+        raise InputError(f"--source {spec!r}: unknown source (one of {', '.join(SOURCES)})")
+    if SOURCES[kind].needs_arg and not arg:
         raise InputError(f"--source {spec!r}: needs a path or name after '{kind}:'")
     return kind, arg
 
@@ -26,32 +96,7 @@ def load_questions(spec: str, n: int | None = None, seed: int = 0) -> list[Quest
     """All questions of a source, or its first n (procedural: n items from `seed`).
     `synth:MODE` sources are written by an LLM inside a refresh (tasks/sources/synth.py)."""
     kind, arg = parse_spec(spec)
-    if kind == "synth":
-        raise InputError(f"--source {spec}: synthesized questions are written inside a "
-                         "refresh (with an LLM teacher), not loaded")
-    if kind == "procedural":
-        from .procedural import generate_questions
-
-        split = arg or "train"
-        return generate_questions(n if n is not None else 1000, seed=seed, split=split)
-    if kind == "gsm8k":
-        from .gsm8k import load_gsm8k
-
-        return load_gsm8k(arg, limit=n)
-    if kind == "tatqa":
-        from .tatqa import load_tatqa
-
-        return load_tatqa(arg, limit=n)
-    if kind == "jsonl":
-        from .jsonl import load_jsonl
-
-        return load_jsonl(arg, limit=n)
-    from .hf import load_hf
-
-    name, _, split = arg.partition(":")
-    return load_hf(name, split or "train", limit=n)
-
-
+    return SOURCES[kind].load(arg, n, seed)
 
 
 class SourceConfig(BaseModel):
@@ -73,5 +118,5 @@ class SourceConfig(BaseModel):
         return self.source.startswith("synth:")
 
 
-__all__ = ["SOURCE_KINDS", "InputError", "Question", "SourceConfig", "load_questions",
-           "parse_spec"]
+__all__ = ["SOURCES", "SOURCE_KINDS", "InputError", "Question", "SourceConfig", "SourceKind",
+           "load_questions", "parse_spec"]

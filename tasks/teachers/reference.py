@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 import math
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -417,14 +417,24 @@ def _tatqa_program(q: Question) -> str | Rejection:
 # --- public API ------------------------------------------------------------------------------
 
 
+# How a question's gold annotation becomes a program, by the annotation it carries (not its
+# source's name: a JSONL or HF copy of GSM8K carries the same `solution`). The first reader
+# whose test holds decides.
+GOLD_READERS: tuple[tuple[str, Callable[[Question], bool],
+                           Callable[[Question], str | Rejection]], ...] = (
+    ("program", lambda q: bool(q.gold_program), lambda q: str(q.gold_program)),
+    ("gsm8k solution", lambda q: isinstance(q.meta.get("solution"), str),
+     lambda q: _gsm8k_program(q, q.meta["solution"])),
+    ("tatqa derivation", lambda q: q.source == "tatqa" or "answer_type" in q.meta,
+     _tatqa_program),
+)
+
+
 def reference_program(q: Question) -> str | Rejection:
     """A Python program setting `ans` to q's gold answer, or why none can be derived."""
-    if q.gold_program:
-        return q.gold_program
-    if isinstance(q.meta.get("solution"), str):
-        return _gsm8k_program(q, q.meta["solution"])
-    if q.source == "tatqa" or "answer_type" in q.meta:
-        return _tatqa_program(q)
+    for _, applies, read in GOLD_READERS:
+        if applies(q):
+            return read(q)
     return _reject(q, "no_program")
 
 
