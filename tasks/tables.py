@@ -59,12 +59,14 @@ _CURRENCY = re.compile(r"[$€£¥]|\b(?:usd|eur|gbp|rmb|dollars?|euros?)\b", re
 @dataclass(frozen=True)
 class TableLayout:
     """A table read for the student: caption lines, each value column's header path (index 0,
-    the label column, is unused), and the body rows (label first)."""
+    the label column, is unused), the body rows (label first), and the heading rows that make
+    the paths, each spread over its columns (`levels[-1][j]`: column j's bottom heading)."""
 
     captions: tuple[str, ...]
     columns: tuple[str, ...]
     body: tuple[tuple[str, ...], ...]
     header_rows: int
+    levels: tuple[tuple[str, ...], ...] = ()
 
 
 def split_cells(line: str) -> list[str]:
@@ -189,7 +191,8 @@ def read_table(rows: Sequence[Sequence[str]]) -> TableLayout:
     columns = [""] + [_join([r[j] for _, r in named]) for j in range(1, width)]
     captions.sort(key=lambda c: c[0])
     return TableLayout(tuple(t for _, t in captions), tuple(columns),
-                       tuple(tuple(r) for r in body), n)
+                       tuple(tuple(r) for r in body), n,
+                       tuple(tuple(_clean(c) for c in r) for _, r in named))
 
 
 def layout_lines(layout: TableLayout) -> list[str]:
@@ -203,6 +206,29 @@ def layout_lines(layout: TableLayout) -> list[str]:
     return out
 
 
+def _is_table_start(lines: Sequence[str], i: int) -> bool:
+    return (lines[i].lstrip().startswith("|") and i + 1 < len(lines)
+            and "-" in lines[i + 1] and bool(_SEPARATOR.fullmatch(lines[i + 1])))
+
+
+def markdown_tables(context: str) -> list[list[list[str]]]:
+    """Each markdown table in `context` as rows of cells (header row first, no separator)."""
+    lines = context.split("\n")
+    tables: list[list[list[str]]] = []
+    i = 0
+    while i < len(lines):
+        if _is_table_start(lines, i):
+            rows = [split_cells(lines[i])]
+            i += 2
+            while i < len(lines) and lines[i].lstrip().startswith("|"):
+                rows.append(split_cells(lines[i]))
+                i += 1
+            tables.append(rows)
+            continue
+        i += 1
+    return tables
+
+
 def tables_as_rows(context: str) -> str:
     """Markdown tables in `context` rewritten one line per table row, each value named by its
     column's full header path; other lines unchanged."""
@@ -210,8 +236,7 @@ def tables_as_rows(context: str) -> str:
     out: list[str] = []
     i = 0
     while i < len(lines):
-        if (lines[i].lstrip().startswith("|") and i + 1 < len(lines)
-                and "-" in lines[i + 1] and _SEPARATOR.fullmatch(lines[i + 1])):
+        if _is_table_start(lines, i):
             rows = [split_cells(lines[i])]
             i += 2
             while i < len(lines) and lines[i].lstrip().startswith("|"):
