@@ -10,6 +10,8 @@ import ast
 import re
 from typing import Literal
 
+from tasks.tables import tables_as_rows
+
 TableFormat = Literal["markdown", "rows"]
 
 INSTRUCTION = ("Write a Python program that computes the answer and stores it in a variable "
@@ -27,39 +29,9 @@ ANS_STATEMENT = re.compile(r"(?:^|;)\s*ans\s*(?::[^=\n]*)?(?:[-+*/%@&|^]|//|\*\*
 # How tables reach the student (training data, preference pairs, evaluation). A 135M student
 # trained on markdown tables copied numbers from the wrong cell: it has to count pipes across
 # lines to match a value with its column. One line per row with the column named beside each
-# value makes the lookup local (BENCHMARKS.md, "table format"). Teachers keep markdown.
+# value makes the lookup local (BENCHMARKS.md, "table format"); a value's name is its column's
+# full header path when a table stacks header rows (tasks/tables.py). Teachers keep markdown.
 STUDENT_TABLES: TableFormat = "rows"
-
-_SEPARATOR = re.compile(r"\s*\|?[\s:|-]+\|?\s*")
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
-
-
-def tables_as_rows(context: str) -> str:
-    """Markdown tables in `context` rewritten one line per table row,
-    `Revenue: 2019 = 1,234; 2018 = 987` (first column: the label; header: the column names);
-    other lines unchanged."""
-    lines = context.split("\n")
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        if (lines[i].lstrip().startswith("|") and i + 1 < len(lines)
-                and "-" in lines[i + 1] and _SEPARATOR.fullmatch(lines[i + 1])):
-            header = _cells(lines[i])
-            i += 2
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                label, *values = _cells(lines[i])
-                pairs = [f"{(header[j] if j < len(header) else '') or f'column {j}'} = {v}"
-                         for j, v in enumerate(values, start=1) if v]
-                out.append(f"{label}: {'; '.join(pairs)}" if pairs else label)
-                i += 1
-            continue
-        out.append(lines[i])
-        i += 1
-    return "\n".join(out)
-
 
 def render_prompt(question: str, context: str = "", *,
                   tables: TableFormat = "markdown") -> str:

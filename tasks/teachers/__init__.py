@@ -21,7 +21,8 @@ TeacherConfig = Annotated[ReferenceTeacherConfig | NoisyTeacherConfig | LLMTeach
 _FACTORIES: dict[str, Callable[..., Teacher]] = {
     "reference": lambda cfg, cache, run_id, batch_size, progress: ReferenceTeacher(batch_size),
     "noisy": lambda cfg, cache, run_id, batch_size, progress: NoisyTeacher(
-        cfg.error_rate, cfg.error_seed, cfg.error_kinds, batch_size),
+        cfg.error_rate, cfg.error_seed, cfg.error_kinds, batch_size, noise=cfg.noise,
+        mistakes=cfg.mistakes, wrong_types=cfg.wrong_types),
     "openai": lambda cfg, cache, run_id, batch_size, progress: make_llm_teacher(
         cfg, cache, run_id, progress),
 }

@@ -1,6 +1,13 @@
 """The `noisy` teacher: the reference program, made wrong at a set rate the way LLM teachers
 go wrong on table questions, with the kind of error recorded in `Sample.meta`.
 
+Two kinds of noise (`noise`):
+- `independent` (below): each question draws its own error, at `error_rate` of the questions;
+- `repeating` (tasks/teachers/mistakes.py): `error_rate` of the question types are
+  misunderstood, and every question of such a type gets the same mistake (percent change over
+  the new value, an average over the endpoints of a range, a value read under the wrong
+  header group, a dropped scale). `meta` records the types, the mistakes and `error_kind`.
+
 It exists for the curation ablation: the reference teacher is always right, so verification
 has nothing to remove and "what does verification buy" cannot be measured. With this teacher
 a known share of the samples is wrong, verification should reject exactly those (reason
@@ -35,6 +42,8 @@ from tasks.answers import answers_match
 from tasks.render import render_completion
 from tasks.stage import StageResult
 from tasks.teachers.base import Selection
+from tasks.teachers.mistakes import MISTAKES, PLAN_VERSION, MistakePlan, apply_mistakes
+from tasks.teachers.mistakes import question_types as _question_types
 from tasks.teachers.reference import evaluate, parse_arithmetic, reference_program
 from tasks.types import Question, Rejection, Sample, stable_hash
 
@@ -217,48 +226,79 @@ def corrupt(q: Question, program: str, rng: random.Random,
     return None
 
 
+Noise = Literal["independent", "repeating"]
+
+
 class NoisyTeacherConfig(BaseModel):
-    """The reference programs made wrong at a set rate, with labelled LLM-style errors:
-    for ablations (what verification removes, what unverified data costs)."""
+    """The reference programs made wrong, with labelled LLM-style errors: for ablations (what
+    verification removes, what unverified data costs). `independent`: a share of the
+    questions, each its own error; `repeating`: a share of the question types, each with one
+    mistake made on all its questions (tasks/teachers/mistakes.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["noisy"] = Field("noisy", description="teacher kind")
+    noise: Noise = Field("independent", description="independent: errors drawn per question; "
+                         "repeating: a share of question types always get the same mistake")
     error_rate: float = Field(0.3, ge=0, le=1, description="share of questions whose "
-                              "program is made wrong")
-    error_seed: int = Field(0, description="seed of which questions go wrong, and how")
+                              "program is made wrong (repeating: share of question types)")
+    error_seed: int = Field(0, description="seed of which questions (repeating: question "
+                            "types) go wrong, and how")
     error_kinds: list[str] = Field(default_factory=lambda: list(ERROR_KINDS),
-                                   description="error kinds to draw from: "
+                                   description="independent: error kinds to draw from: "
                                    + ", ".join(ERROR_KINDS))
+    mistakes: list[str] = Field(default_factory=lambda: list(MISTAKES),
+                                description="repeating: the mistakes a misunderstood type "
+                                "may get: " + ", ".join(MISTAKES))
+    wrong_types: list[str] | None = Field(None, description="repeating: these question types "
+                                          "(or type prefixes such as procedural:ratio) are "
+                                          "the misunderstood ones, instead of drawing them")
 
 
 class NoisyTeacher:
-    """Teacher stage: the reference program, wrong for about `error_rate` of the questions."""
+    """Teacher stage: the reference program, wrong for about `error_rate` of the questions
+    (independent) or on every question of about `error_rate` of the question types
+    (repeating)."""
 
     name = "teacher"
     kind = TEACHER
 
     def __init__(self, error_rate: float = 0.3, seed: int = 0,
-                 kinds: Sequence[str] = ERROR_KINDS, batch_size: int | None = 512) -> None:
+                 kinds: Sequence[str] = ERROR_KINDS, batch_size: int | None = 512, *,
+                 noise: Noise = "independent", mistakes: Sequence[str] = MISTAKES,
+                 wrong_types: Sequence[str] | None = None) -> None:
         if not 0.0 <= error_rate <= 1.0:
             raise ValueError(f"error_rate must be in [0, 1], got {error_rate}")
         unknown = set(kinds) - set(ERROR_KINDS)
         if unknown or not kinds:
             raise ValueError(f"error kinds must be some of {ERROR_KINDS}, got {list(kinds)}")
+        if noise not in ("independent", "repeating"):
+            raise ValueError(f"noise must be independent or repeating, got {noise!r}")
         self.error_rate = error_rate
         self.seed = seed
         self.kinds = tuple(kinds)
         self.batch_size = batch_size
         self.selection = Selection()
-        self.model = f"reference+noise{error_rate:g}"
+        self.noise = noise
+        self.plan = MistakePlan(error_rate, seed, tuple(mistakes),
+                                tuple(wrong_types) if wrong_types is not None else None)
+        if noise == "repeating":
+            self.model = f"reference+repeat{error_rate:g}"
+            # In the sample id: another plan is another teacher. Defaults stay out of it.
+            self.gen_params: dict[str, Any] = {"noise": noise, "error_rate": error_rate,
+                                               "seed": seed, "plan": PLAN_VERSION}
+            if tuple(mistakes) != MISTAKES:
+                self.gen_params["mistakes"] = sorted(mistakes)
+            if wrong_types is not None:
+                self.gen_params["wrong_types"] = sorted(wrong_types)
+        else:
+            self.model = f"reference+noise{error_rate:g}"
+            self.gen_params = {"error_rate": error_rate, "seed": seed}
 
     def _rng(self, question_id: str) -> random.Random:
         return random.Random(stable_hash("noisy", self.seed, question_id))
 
-    def sample(self, q: Question) -> Sample | Rejection:
-        program = reference_program(q)
-        if isinstance(program, Rejection):
-            return program
+    def _independent(self, q: Question, program: str) -> tuple[str, dict[str, Any]]:
         rng = self._rng(q.question_id)
         meta: dict[str, Any] = {}
         if rng.random() < self.error_rate:
@@ -266,10 +306,42 @@ class NoisyTeacher:
             meta = {"error_kind": None, "error_step": None}
             if made is not None:
                 program, meta["error_kind"], meta["error_step"] = made
+        return program, meta
+
+    def _repeating(self, q: Question, program: str) -> tuple[str, dict[str, Any]]:
+        formula, reading = _question_types(q, program)
+        plan = self.plan.for_question(q, program)
+        meta: dict[str, Any] = {"question_type": formula, "reading_type": reading}
+        if not plan:
+            return program, meta
+        meta.update(mistakes=dict(plan), error_kind=None, error_step=None)
+        made = apply_mistakes(q, program, list(plan.values()))
+        if made is None:
+            return program, meta
+        lines = parse_program(made.program)
+        value = program_value(lines) if lines else None
+        old = program.strip().splitlines()
+        new = made.program.splitlines()
+        if q.gold_answer is not None and value is not None and answers_match(
+                value, q.gold_answer, scale=q.meta.get("scale") or None):
+            # The teacher still writes what it believes; here it happens to give the right
+            # answer (equal operands), so no check can tell and no error is recorded.
+            meta["answer_unchanged"] = True
+            return made.program, meta
+        meta["error_kind"] = "+".join(made.mistakes)
+        meta["error_step"] = next((i for i, (a, b) in enumerate(zip(old, new, strict=False))
+                                   if a.replace(" ", "") != b.replace(" ", "")), len(new) - 1)
+        return made.program, meta
+
+    def sample(self, q: Question) -> Sample | Rejection:
+        program = reference_program(q)
+        if isinstance(program, Rejection):
+            return program
+        program, meta = (self._repeating(q, program) if self.noise == "repeating"
+                         else self._independent(q, program))
         return Sample(question_id=q.question_id, teacher=TEACHER, model=self.model,
                       prompt_version=PROMPT_VERSION, sample_idx=0, program=program,
-                      raw=render_completion(program),
-                      gen_params={"error_rate": self.error_rate, "seed": self.seed},
+                      raw=render_completion(program), gen_params=dict(self.gen_params),
                       meta=meta)
 
     def run(self, items: list[Question]) -> StageResult[Sample]:
@@ -284,4 +356,7 @@ class NoisyTeacher:
             result.counts["samples"] += 1
             if kind:
                 result.counts[f"error.{kind}"] += 1
+            # The realised plan, with the run's counts: type -> mistake, questions made wrong.
+            for qtype, mistake in (made.meta.get("mistakes") or {}).items():
+                result.counts[f"plan.{mistake}.{qtype}"] += 1
         return result
