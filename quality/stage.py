@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.stage import StageResult, reject
+from tasks.stage import Stage, StageResult, reject
 from tasks.types import Question, Sample
 
 from .suites import CANDIDATE_COLUMNS
@@ -46,7 +46,7 @@ def candidate_rows(samples: list[Sample], questions: Mapping[str, Question]) -> 
     return pd.DataFrame(rows, columns=list(CANDIDATE_COLUMNS))
 
 
-class Validate:
+class Validate(Stage[Sample, Sample]):
     """Stage: rows that fail a row-level expectation leave under its name; if a blocking
     batch expectation fails, every remaining row is held back as a whole
     (`quality_gate`/`batch_gate_failed`): left undecided, its good rows would come back

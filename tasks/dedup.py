@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.embed import DEFAULT_MODEL
-from tasks.stage import StageResult, reject
+from tasks.stage import Stage, StageResult, reject
 from tasks.types import Question, Rejection, normalize_text, stable_hash, text_key
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -172,7 +172,7 @@ class QuestionLedger(Protocol):
     def load_embeddings(self, keys: Sequence[str], model: str) -> dict[str, Any]: ...
 
 
-class Dedup:
+class Dedup(Stage[Question, Question]):
     """Stage: exact, then semantic dedup of a loaded batch, against itself and the warehouse.
 
     Questions the warehouse already decided leave quietly (`already_done`); questions an

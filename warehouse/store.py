@@ -5,27 +5,25 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from tasks.stage import StageResult
-from tasks.types import Question, Sample, stable_hash, text_key
+from tasks.types import Question, stable_hash
 
 from .connection import connect, resolve_path, write
 from .experiments import Experiments
-from .llm import LLMStore, insert_judgments, insert_selections
-from .preferences import Preferences, insert_pairs, replace_solution_sets
+from .llm import LLMStore
+from .preferences import Preferences
 from .quality import Quality
+from .records import check_kinds, insert_embeddings, write_records
 from .rows import (
-    arrow_rows,
-    attr_columns,
     filtered,
     insert_arrow,
     insert_rejections,
-    insert_validation,
     now,
     to_json,
     vectors_by,
@@ -166,34 +164,22 @@ class Store:
         """Insert-or-ignore vectors keyed by text_key; returns how many were offered."""
         if vectors:
             with self.write() as con:
-                _insert_embeddings(con, vectors, model)
+                insert_embeddings(con, vectors, model)
         return len(vectors)
 
     # ------------------------------------------------------- stage writes
     def save_stage(self, run_id: str, result: StageResult[Any]) -> None:
-        """Everything one stage decided, in one transaction: its records (see
-        tasks/stage.py) and its rejections. A question therefore never lands without its
-        dedup verdict, nor a sample without the rejection its verdict implies."""
+        """Everything one stage decided, in one transaction: its records (each kind through
+        its writer, warehouse/records.py) and its rejections. A question therefore never
+        lands without its dedup verdict, nor a sample without the rejection its verdict
+        implies. A record kind without a writer raises UnknownRecordKind before anything
+        is written."""
         rec = result.records
+        check_kinds(rec)
         if not rec and not result.rejections:
             return
         with self.write() as con:
-            _insert_questions(con, run_id, rec.get("questions", ()))
-            by_model: dict[str, dict[str, np.ndarray]] = {}
-            for key, model, vector in rec.get("embeddings", ()):
-                by_model.setdefault(model, {})[key] = vector
-            for model, vectors in by_model.items():
-                _insert_embeddings(con, vectors, model)
-            _insert_dedup(con, run_id, rec.get("dedup", ()))
-            _insert_samples(con, run_id, [*rec.get("unparsed", ()), *rec.get("samples", ())])
-            insert_selections(con, run_id, rec.get("selections", ()))
-            for model, verdicts in _group_judgments(rec.get("judgments", ())).items():
-                insert_judgments(con, run_id, model, verdicts)
-            for suite, success, statistics, results in rec.get("validation", ()):
-                insert_validation(con, run_id, suite, success, statistics, results)
-            replace_solution_sets(con, run_id, rec.get("solution_set_questions", ()),
-                                  rec.get("solution_sets", ()))
-            insert_pairs(con, run_id, rec.get("preference_pairs", ()))
+            write_records(con, run_id, rec)
             insert_rejections(con, run_id, result.rejections)
 
     def publish_snapshot(self, run_id: str, kept: dict[str, str]) -> int | None:
@@ -262,67 +248,3 @@ class Store:
             "snapshot_id FROM run_summary ORDER BY started_at DESC LIMIT ?",
             [limit],
         )
-
-
-_SAMPLE_COLUMNS = {
-    **attr_columns("sample_id", "question_id", "teacher", "model", "prompt_version"),
-    "sample_idx": (lambda s: s.sample_idx, pa.int32()),
-    "gen_params": (lambda s: to_json(s.gen_params), None),
-    **attr_columns("raw", "program", "exec_status", "exec_error", "predicted", "correct",
-                   "tokens_in", "tokens_out", "cost_usd", "latency_ms",
-                   raw=pa.string(), program=pa.string(), exec_status=pa.string(),
-                   exec_error=pa.string(), predicted=pa.string(), correct=pa.bool_(),
-                   tokens_in=pa.int32(), tokens_out=pa.int32(), cost_usd=pa.float64(),
-                   latency_ms=pa.float64()),
-    "meta": (lambda s: to_json(s.meta) if s.meta else None, pa.string()),
-}
-
-_QUESTION_COLUMNS = {
-    **attr_columns("question_id", "text"),
-    "context": (lambda q: q.context or "", None),
-    **attr_columns("source", "source_id", "gold_answer", "gold_program", "difficulty",
-                   source_id=pa.string(), gold_answer=pa.string(), gold_program=pa.string(),
-                   difficulty=pa.int32()),
-    "meta": (lambda q: to_json(q.meta), None),
-    "text_key": (lambda q: text_key(q.text), None),
-}
-
-
-def _insert_questions(con: Any, run_id: str, questions: Sequence[Question]) -> None:
-    insert_arrow(con, "questions", arrow_rows(questions, _QUESTION_COLUMNS), run_id=run_id)
-
-
-def _insert_samples(con: Any, run_id: str, samples: Sequence[Sample]) -> None:
-    insert_arrow(con, "samples", arrow_rows(samples, _SAMPLE_COLUMNS), run_id=run_id)
-
-
-def _insert_dedup(con: Any, run_id: str,
-                  rows: Sequence[tuple[str, str, float, str]]) -> None:
-    insert_arrow(con, "dedup", pa.table({
-        "item_id": [r[0] for r in rows],
-        "representative_id": [r[1] for r in rows],
-        "similarity": pa.array([float(r[2]) for r in rows], type=pa.float64()),
-        "method": [r[3] for r in rows],
-    }), run_id=run_id)
-
-
-
-def _group_judgments(rows: Iterable[tuple[Any, ...]]
-                     ) -> dict[str, list[tuple[str, bool | None, str]]]:
-    """Judgment records are (question_id, solvable, reason, model)."""
-    out: dict[str, list[tuple[str, bool | None, str]]] = {}
-    for qid, solvable, reason, model in rows:
-        out.setdefault(model, []).append((qid, solvable, reason))
-    return out
-
-
-def _insert_embeddings(con: Any, vectors: dict[str, np.ndarray], model: str) -> None:
-    keys = list(vectors)
-    insert_arrow(con, "embeddings", pa.table({
-        "item_id": keys,
-        "vector": pa.array([np.asarray(vectors[k], dtype=np.float32) for k in keys],
-                           type=pa.list_(pa.float32())),
-    }), model=model)
-
-
-

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.checks import execution_rejections
 from tasks.execute.sandbox import execute_programs
-from tasks.stage import StageResult
+from tasks.stage import Stage, StageResult
 from tasks.types import Sample
 
 
@@ -24,7 +24,7 @@ class ExecConfig(BaseModel):
                                      "processes; empty: one per core")
 
 
-class Execute:
+class Execute(Stage[Sample, Sample]):
     """Stage: run each sample's program, fill its execution fields. A question none of whose
     samples ran leaves here with the first failure's status as the reason; the others go on
     to the check stage with every sample (failed ones are stored too).
@@ -37,8 +37,7 @@ class Execute:
     def __init__(self, config: ExecConfig, batch_size: int = 1000) -> None:
         self.config, self.batch_size = config, batch_size
 
-    @staticmethod
-    def group(sample: Sample) -> str:
+    def group(self, sample: Sample) -> str:
         return sample.question_id
 
     def run(self, items: list[Sample]) -> StageResult[Sample]:

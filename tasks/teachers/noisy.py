@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.answers import answers_match
 from tasks.render import render_completion
-from tasks.stage import StageResult
+from tasks.stage import Stage, StageResult
 from tasks.teachers.base import Selection
 from tasks.teachers.reference import evaluate, parse_arithmetic, reference_program
 from tasks.types import Question, Rejection, Sample, stable_hash
@@ -232,7 +232,7 @@ class NoisyTeacherConfig(BaseModel):
                                    + ", ".join(ERROR_KINDS))
 
 
-class NoisyTeacher:
+class NoisyTeacher(Stage[Question, Sample]):
     """Teacher stage: the reference program, wrong for about `error_rate` of the questions."""
 
     name = "teacher"

@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.answers import ANNOTATION, SCALE_FACTORS, answers_match, parse_number
-from tasks.stage import StageResult
+from tasks.stage import Stage, StageResult
 from tasks.teachers.base import Selection
 from tasks.types import Question, Rejection, Sample
 
@@ -460,7 +460,7 @@ class ReferenceTeacherConfig(BaseModel):
     kind: Literal["reference"] = Field("reference", description="teacher kind")
 
 
-class ReferenceTeacher:
+class ReferenceTeacher(Stage[Question, Sample]):
     """Teacher stage over gold annotations. Pure and chunked: on Dask the conversion runs on
     the workers like execution."""
 
