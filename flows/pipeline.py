@@ -8,10 +8,12 @@ in one call (`Store.save_stage`, one transaction). A flow is then a list of stag
 
 from __future__ import annotations
 
+import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from prefect import task
@@ -41,6 +43,9 @@ class RunnerConfig(BaseModel):
     dask_workers: int = Field(2, ge=1, le=256, description="LocalCluster worker processes")
     batch_size: int = Field(512, ge=1, le=100_000, description="items per batch sent to a "
                             "worker")
+    in_flight: int | None = Field(None, ge=1, le=1024, description="batches of one stage "
+                                  "running at once; empty: one per core (threads) or per "
+                                  "Dask worker thread")
     progress: bool = Field(False, description="progress bars on the terminal")
 
 
@@ -51,6 +56,22 @@ class StageSink(Protocol):
 
 
 Submit = Callable[..., PrefectFuture[Any]]
+
+
+@dataclass(frozen=True)
+class Batches:
+    """Where a run's batches go (`submit`) and how many may be out at once (`in_flight`)."""
+
+    submit: Submit
+    in_flight: int
+
+
+def cores() -> int:
+    """The CPUs this process may run on (cgroup cpusets, taskset), not all the host has."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 _tasks: dict[str, Task[..., Any]] = {}
@@ -100,9 +121,12 @@ class PipelineRun:
     """The stages of one flow run over one sink. Holds the run's counts and seconds."""
 
     def __init__(self, sink: StageSink, run_id: str, submit: Submit | None = None,
-                 artifact_key: str = "run") -> None:
+                 artifact_key: str = "run", in_flight: int | None = None) -> None:
         self.sink, self.run_id = sink, run_id
         self.submit: Submit = submit or (lambda t, *args: t.submit(*args))
+        # Bounded: submitting every chunk at once let Prefect's unbounded thread pool run
+        # them all together (88 execute chunks, 323 processes on 2 cores at 100k).
+        self.in_flight = in_flight or cores()
         self.artifact_key = artifact_key
         self.counts: Counter[str] = Counter()
         self.seconds: dict[str, float] = {}
@@ -129,13 +153,24 @@ class PipelineRun:
         t = stage_task(stage.name)
         if not stage.batch_size or not work:  # empty input still reports its counts
             return t(quote(stage), quote(work))
-        parts = chunks(work, stage.batch_size, stage.group if _has_hooks(stage) else None)
-        futures = [self.submit(t, quote(stage), quote(part)) for part in parts]
+        parts = iter(chunks(work, stage.batch_size,
+                            stage.group if _has_hooks(stage) else None))
+        total = -(-len(work) // stage.batch_size)  # about: groups may merge chunks
         progress = _Progress(self.artifact_key, stage.name)
         result: StageResult[Any] = StageResult()
-        for done, fut in enumerate(futures, 1):
-            result.merge(fut.result())
-            progress.update(done, len(futures))
+        out: deque[PrefectFuture[Any]] = deque()
+        done = 0
+        # At most `in_flight` chunks out; results are merged in input order as they come.
+        for part in parts:
+            out.append(self.submit(t, quote(stage), quote(part)))
+            if len(out) >= self.in_flight:
+                result.merge(out.popleft().result())
+                done += 1
+                progress.update(done, total)
+        while out:
+            result.merge(out.popleft().result())
+            done += 1
+            progress.update(done, total)
         return result
 
     def _account(self, result: StageResult[Any], counts_as_input: bool) -> None:
@@ -164,12 +199,12 @@ def _has_hooks(stage: Stage[Any, Any]) -> bool:
 
 
 @contextmanager
-def batch_runner(config: RunnerConfig) -> Iterator[Submit]:
+def batch_runner(config: RunnerConfig) -> Iterator[Batches]:
     """Where chunked stages run, chosen per run so that a deployment parameter (not only a
     CLI flag) can move a scheduled refresh onto Dask. Stages and their chunks are plain
     data: they pickle to any worker."""
     if config.task_runner == "threads":
-        yield lambda t, *args: t.submit(*args)
+        yield Batches(lambda t, *args: t.submit(*args), config.in_flight or cores())
         return
     from prefect_dask import DaskTaskRunner
 
@@ -188,7 +223,8 @@ def batch_runner(config: RunnerConfig) -> Iterator[Submit]:
             plain = [a.unwrap() if isinstance(a, quote) else a for a in args]
             return runner.submit(t, parameters=get_call_parameters(t.fn, plain, {}))
 
-        yield submit
+        slots = config.in_flight or sum(runner.client.nthreads().values()) or 1
+        yield Batches(submit, slots)
 
 
 @contextmanager

@@ -114,8 +114,9 @@ def refresh(config: RefreshConfig | None = None) -> RefreshSummary:
     loaded = [] if config.source.synthesized else load_task(config.source)
     run_id = str(flow_run.id or uuid.uuid4())
     # One refresh per warehouse: a second one is refused here, before it writes anything.
-    with refresh_lock(store.path, run_id), batch_runner(config.runner) as submit:
-        run = PipelineRun(store, run_id, submit, artifact_key="refresh")
+    with refresh_lock(store.path, run_id), batch_runner(config.runner) as batches:
+        run = PipelineRun(store, run_id, batches.submit, artifact_key="refresh",
+                          in_flight=batches.in_flight)
         # Holding the lock proves no other refresh runs: any still 'running' was killed.
         store.mark_interrupted("refresh")
         store.start_run(run_id, "refresh", config.model_dump())

@@ -59,12 +59,13 @@ class StageResult(Generic[T]):
         self.rejections.extend(other.rejections)
         self.counts.update(other.counts)
         for kind, batch in other.records.items():
+            # Copied once, then extended in place: a copy per merge made n chunks O(n^2).
             if kind not in self.records:
-                self.records[kind] = batch
+                self.records[kind] = dict(batch) if isinstance(batch, dict) else list(batch)
             elif isinstance(batch, dict):
                 self.records[kind].update(batch)
             else:
-                self.records[kind] = [*self.records[kind], *batch]
+                self.records[kind].extend(batch)
         return self
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.checks import execution_rejections
-from tasks.execute.sandbox import execute_programs
+from tasks.execute.sandbox import execute_programs, shared_pool
 from tasks.stage import Stage, StageResult
 from tasks.types import Sample
 
@@ -25,9 +25,10 @@ class ExecConfig(BaseModel):
 
 
 class Execute(Stage[Sample, Sample]):
-    """Stage: run each sample's program, fill its execution fields. A question none of whose
-    samples ran leaves here with the first failure's status as the reason; the others go on
-    to the check stage with every sample (failed ones are stored too).
+    """Stage: run each sample's program in the sandbox, fill its execution fields. A
+    question none of whose samples ran leaves here with the first failure's status as the
+    reason; the others go on to the check stage with every sample (failed ones are stored
+    too).
 
     Chunks keep the samples of one question together (`group`), so that decision can be made
     inside a chunk on a Dask worker."""
@@ -41,10 +42,12 @@ class Execute(Stage[Sample, Sample]):
         return sample.question_id
 
     def run(self, items: list[Sample]) -> StageResult[Sample]:
+        cfg = self.config
+        # The process's shared pool: chunks running at once share its workers.
+        pool = shared_pool(cfg.exec_timeout_s, cfg.exec_memory_mb, cfg.exec_workers)
         results = execute_programs([s.program or "" for s in items],
-                                   timeout_s=self.config.exec_timeout_s,
-                                   memory_mb=self.config.exec_memory_mb,
-                                   workers=self.config.exec_workers)
+                                   timeout_s=cfg.exec_timeout_s,
+                                   memory_mb=cfg.exec_memory_mb, pool=pool)
         for sample, result in zip(items, results, strict=True):
             sample.exec_status, sample.exec_error = result.status, result.error
             sample.exec_value = result.value
