@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.embed import DEFAULT_MODEL
 from tasks.stage import Stage, StageResult, reject
-from tasks.types import Question, Rejection, normalize_text, stable_hash, text_key
+from tasks.types import Question, Rejection, normalize_text, stable_hash
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # Blocks larger than this use faiss range search instead of a dense similarity matrix.
@@ -208,7 +208,7 @@ class Dedup(Stage[Question, Question]):
 
     def _semantic(self, new: list[Question]) -> list[tuple[str, str, float]]:
         model = self.config.embedding_model
-        keys = [text_key(q.text) for q in new]
+        keys = [q.text_key for q in new]
         cached = self.ledger.load_embeddings(keys, model)
         vectors = np.stack([cached[k] for k in keys])
         ids, texts, contexts, known_vecs = self.ledger.representatives(model)

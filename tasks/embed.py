@@ -66,7 +66,6 @@ def embed_with_cache(cache: EmbeddingCache, texts: Sequence[str], model: str = D
                      ) -> np.ndarray:
     """Vectors for texts, one row each, computing (and storing) only those the cache lacks:
     the same normalized text is never embedded twice for a model."""
-    from tasks.types import text_key
 
     keys = [text_key(t) for t in texts]
     have = cache.load_embeddings(keys, model)
@@ -98,13 +97,13 @@ class Embed(Stage[Question, Question]):
 
     def todo(self, items: list[Question]) -> list[Question]:
         """One question per distinct text without a stored vector."""
-        keys = {text_key(q.text): q for q in items}
+        keys = {q.text_key: q for q in items}
         have = self.cache.load_embeddings(list(keys), self.model)
         return [q for k, q in keys.items() if k not in have]
 
     def run(self, items: list[Question]) -> StageResult[Question]:
         vectors = embed_texts([q.text for q in items], self.model,
                               show_progress=self.show_progress)
-        rows = [(text_key(q.text), self.model, v) for q, v in zip(items, vectors, strict=True)]
+        rows = [(q.text_key, self.model, v) for q, v in zip(items, vectors, strict=True)]
         return StageResult(kept=items, records={"embeddings": rows},
                            counts=Counter(embedded=len(rows)))

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tasks.types import Question, Sample, text_key
+from tasks.types import Question, Sample
 
 from .llm import insert_judgments, insert_selections
 from .preferences import insert_pairs, replace_solution_sets
@@ -45,7 +45,7 @@ _QUESTION_COLUMNS = {
                    source_id=pa.string(), gold_answer=pa.string(), gold_program=pa.string(),
                    difficulty=pa.int32()),
     "meta": (lambda q: to_json(q.meta), None),
-    "text_key": (lambda q: text_key(q.text), None),
+    "text_key": (lambda q: q.text_key, None),
 }
 
 
