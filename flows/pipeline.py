@@ -42,10 +42,17 @@ class RunnerConfig(BaseModel):
                                      "LocalCluster started for this run")
     dask_workers: int = Field(2, ge=1, le=256, description="LocalCluster worker processes")
     batch_size: int = Field(512, ge=1, le=100_000, description="items per batch sent to a "
-                            "worker")
+                            "worker, at least (a stage's input is cut into at most "
+                            "in_flight batches)")
     in_flight: int | None = Field(None, ge=1, le=1024, description="batches of one stage "
                                   "running at once; empty: one per core (threads) or per "
                                   "Dask worker thread")
+    shards: int | None = Field(None, ge=1, le=100_000, description="shards the loaded "
+                               "questions are cut into (by context: the output does not "
+                               "depend on it); empty: one per 50,000 questions")
+    staging_dir: str | None = Field(None, description="where shards are staged as Parquet "
+                                    "during a run (removed after it); empty: staging/ beside "
+                                    "the warehouse file")
     progress: bool = Field(False, description="progress bars on the terminal")
 
 
@@ -153,9 +160,11 @@ class PipelineRun:
         t = stage_task(stage.name)
         if not stage.batch_size or not work:  # empty input still reports its counts
             return t(quote(stage), quote(work))
-        parts = iter(chunks(work, stage.batch_size,
-                            stage.group if _has_hooks(stage) else None))
-        total = -(-len(work) // stage.batch_size)  # about: groups may merge chunks
+        # Never more chunks than can run at once: a chunk is a Prefect task run, and tens
+        # of milliseconds of bookkeeping each add up over a million items.
+        size = max(stage.batch_size, -(-len(work) // self.in_flight))
+        parts = iter(chunks(work, size, stage.group if _has_hooks(stage) else None))
+        total = -(-len(work) // size)  # about: groups may merge chunks
         progress = _Progress(self.artifact_key, stage.name)
         result: StageResult[Any] = StageResult()
         out: deque[PrefectFuture[Any]] = deque()

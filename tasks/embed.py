@@ -59,6 +59,8 @@ class EmbeddingCache(Protocol):
 
     def load_embeddings(self, keys: Sequence[str], model: str) -> dict[str, Any]: ...
 
+    def embedded_keys(self, keys: Sequence[str], model: str) -> set[str]: ...
+
     def save_embeddings(self, vectors: dict[str, Any], model: str) -> int: ...
 
 
@@ -98,7 +100,7 @@ class Embed(Stage[Question, Question]):
     def todo(self, items: list[Question]) -> list[Question]:
         """One question per distinct text without a stored vector."""
         keys = {q.text_key: q for q in items}
-        have = self.cache.load_embeddings(list(keys), self.model)
+        have = self.cache.embedded_keys(list(keys), self.model)
         return [q for k, q in keys.items() if k not in have]
 
     def run(self, items: list[Question]) -> StageResult[Question]:

@@ -78,7 +78,7 @@ def test_runner_keeps_the_books_and_persists_rejections(tmp_path):
 
     @flow
     def two_stages() -> tuple[list[int], PipelineRun]:
-        run = PipelineRun(store, "run-1", artifact_key="test")
+        run = PipelineRun(store, "run-1", artifact_key="test", in_flight=8)
         out = run.stages([1, 2, 3, 10, 11, 12, 13, 20], [square, drop, known])
         return out, run
 

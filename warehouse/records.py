@@ -46,6 +46,7 @@ _QUESTION_COLUMNS = {
                    difficulty=pa.int32()),
     "meta": (lambda q: to_json(q.meta), None),
     "text_key": (lambda q: q.text_key, None),
+    "context_key": (lambda q: q.context_key, None),
 }
 
 

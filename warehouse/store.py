@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from tasks.stage import StageResult
-from tasks.types import Question, stable_hash
+from tasks.types import Question, context_key, stable_hash
 
 from .connection import connect, resolve_path, write
 from .experiments import Experiments
@@ -22,7 +22,6 @@ from .quality import Quality
 from .records import check_kinds, insert_embeddings, write_records
 from .rows import (
     filtered,
-    insert_arrow,
     insert_rejections,
     now,
     to_json,
@@ -127,15 +126,28 @@ class Store:
         }
         return [by_id[i] for i in question_ids if i in by_id]
 
-    def representatives(self, model: str) -> tuple[list[str], list[str], list[str], np.ndarray]:
+    def representatives(self, model: str, context_keys: Iterable[str] | None = None
+                        ) -> tuple[list[str], list[str], list[str], np.ndarray]:
         """Questions already kept by dedup, with their stored embeddings: the set that new
-        questions are compared with. Returns (ids, texts, contexts, vectors)."""
+        questions are compared with. With `context_keys`, only those over these contexts
+        (a new question is only ever compared with representatives of its own context),
+        so a refresh reads what its new items need, not the whole warehouse. Returns (ids,
+        texts, contexts, vectors), in question_id order."""
+        keys = None if context_keys is None else sorted(set(context_keys))
+        if keys is not None and not keys:
+            return [], [], [], np.zeros((0, 0), dtype=np.float32)
+        if keys is not None:
+            self._backfill_context_keys()
         with self.connect() as con:
+            if keys is not None:
+                con.register("wanted_contexts", pa.table({"context_key": keys}))
             tbl = con.sql(
-                """
+                f"""
                 SELECT q.question_id, q.text, q.context, e.vector
                 FROM dedup d
                 JOIN questions q ON q.question_id = d.item_id
+                {"JOIN wanted_contexts w ON w.context_key = q.context_key"
+                 if keys is not None else ""}
                 JOIN embeddings e ON e.item_id = q.text_key AND e.model = ?
                 WHERE d.item_id = d.representative_id
                 ORDER BY q.question_id
@@ -145,6 +157,25 @@ class Store:
         ids = tbl.column("question_id").to_pylist()
         return (ids, tbl.column("text").to_pylist(), tbl.column("context").to_pylist(),
                 vectors_of(tbl.column("vector")))
+
+    def _backfill_context_keys(self) -> None:
+        """Questions stored before migration 030 have no context_key: compute theirs once
+        (the key is NFKC normalization, which SQL does not have)."""
+        if getattr(self, "_context_keys_done", False):
+            return
+        with self.connect() as con:
+            missing = con.execute("SELECT count(*) FROM questions WHERE context_key IS NULL"
+                                  ).fetchall()[0][0]
+        if missing:
+            with self.write() as con:
+                rows = con.execute("SELECT question_id, context FROM questions "
+                                   "WHERE context_key IS NULL").fetchall()
+                con.register("backfill", pa.table({
+                    "question_id": [r[0] for r in rows],
+                    "context_key": [context_key(r[1]) for r in rows]}))
+                con.execute("UPDATE questions SET context_key = b.context_key FROM backfill b "
+                            "WHERE questions.question_id = b.question_id")
+        self._context_keys_done = True
 
     # ------------------------------------------------------------ embeddings
     def load_embeddings(self, keys: Sequence[str], model: str) -> dict[str, np.ndarray]:
@@ -159,6 +190,17 @@ class Store:
                 params=[model],
             ).to_arrow_table()
         return vectors_by(tbl, "item_id")
+
+    def embedded_keys(self, keys: Sequence[str], model: str) -> set[str]:
+        """The keys among `keys` that have a stored vector for `model` (no vector is read)."""
+        if not keys:
+            return set()
+        wanted = pa.table({"item_id": list(dict.fromkeys(keys))})
+        with self.connect() as con:
+            con.register("wanted", wanted)
+            rows = con.execute("SELECT e.item_id FROM embeddings e JOIN wanted USING (item_id) "
+                               "WHERE e.model = ?", [model]).fetchall()
+        return {r[0] for r in rows}
 
     def save_embeddings(self, vectors: dict[str, np.ndarray], model: str) -> int:
         """Insert-or-ignore vectors keyed by text_key; returns how many were offered."""
@@ -182,38 +224,64 @@ class Store:
             write_records(con, run_id, rec)
             insert_rejections(con, run_id, result.rejections)
 
-    def publish_snapshot(self, run_id: str, kept: dict[str, str]) -> int | None:
-        """New snapshot = latest snapshot's items plus `kept` (question_id -> sample_id).
-        Returns the new id, or None when the content equals the latest snapshot's (a rerun
-        publishes nothing new). One transaction: readers see the old or the new snapshot."""
+    def publish_snapshot(self, run_id: str,
+                         kept: Mapping[str, str] | Iterable[tuple[str, str]]) -> int | None:
+        """New snapshot = latest snapshot's items plus `kept` (question_id -> sample_id, or
+        such pairs: the last pair of a question counts). Returns the new id, or None when
+        the content equals the latest snapshot's (a rerun publishes nothing new). One
+        transaction: readers see the old or the new snapshot.
+
+        All in SQL: the snapshot's items never pass through Python, and the content hash
+        is DuckDB's sha256 over the very bytes `stable_hash(sorted(items))` hashed."""
+        new = dict(kept.items() if isinstance(kept, Mapping) else kept)
         with self.write() as con:
-            latest = con.execute(
+            # fetchall: a half-read result blocks register() on this connection.
+            latest = next(iter(con.execute(
                 "SELECT snapshot_id, content_hash FROM snapshots "
                 "ORDER BY snapshot_id DESC LIMIT 1"
-            ).fetchone()
-            items: dict[str, str] = {}
-            if latest:
-                items = dict(con.execute(
-                    "SELECT question_id, sample_id FROM snapshot_items WHERE snapshot_id = ?",
-                    [latest[0]],
-                ).fetchall())
-            for qid, sid in kept.items():
-                items.setdefault(qid, sid)  # an example already published keeps its sample
-            content = stable_hash(sorted(items.items()), length=32)
-            if latest and latest[1] == content:
-                return None
-            if not items:
-                return None
-            snapshot_id = con.execute("SELECT nextval('snapshot_seq')").fetchone()[0]
+            ).fetchall()), None)
+            con.register("kept_items", pa.table({"question_id": list(new),
+                                                 "sample_id": list(new.values())}))
+            # An example already published keeps its sample.
             con.execute(
-                "INSERT INTO snapshots (snapshot_id, run_id, parent_id, n_items, content_hash) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [snapshot_id, run_id, latest[0] if latest else None, len(items), content],
-            )
-            insert_arrow(con, "snapshot_items", pa.table({
-                "question_id": list(items), "sample_id": list(items.values())}),
-                ignore=False, snapshot_id=snapshot_id)
-            return int(snapshot_id)
+                "CREATE OR REPLACE TEMP TABLE next_items AS "
+                "SELECT question_id, sample_id FROM snapshot_items WHERE snapshot_id = $1 "
+                "UNION ALL SELECT k.question_id, k.sample_id FROM kept_items k "
+                "WHERE NOT EXISTS (SELECT 1 FROM snapshot_items s WHERE s.snapshot_id = $1 "
+                "AND s.question_id = k.question_id)", [latest[0] if latest else -1])
+            try:
+                n_items, content = self._content_hash(con)
+                if not n_items or (latest and latest[1] == content):
+                    return None
+                snapshot_id = con.execute("SELECT nextval('snapshot_seq')").fetchone()[0]
+                con.execute(
+                    "INSERT INTO snapshots (snapshot_id, run_id, parent_id, n_items, "
+                    "content_hash) VALUES (?, ?, ?, ?, ?)",
+                    [snapshot_id, run_id, latest[0] if latest else None, n_items, content])
+                con.execute("INSERT INTO snapshot_items (snapshot_id, question_id, sample_id) "
+                            "SELECT ?, question_id, sample_id FROM next_items", [snapshot_id])
+                return int(snapshot_id)
+            finally:
+                con.execute("DROP TABLE IF EXISTS next_items")
+
+    @staticmethod
+    def _content_hash(con: Any) -> tuple[int, str]:
+        """(items, content hash) of `next_items`: sha256 of the JSON text of the sorted
+        (question_id, sample_id) pairs, as tasks.types.stable_hash writes it. Ids are hex
+        digests, which JSON writes as they are; any other id (a quote, a backslash, a
+        control character) is hashed in Python instead."""
+        n, plain = con.execute(
+            "SELECT count(*), coalesce(bool_and(NOT regexp_matches(question_id || sample_id, "
+            "'[\"\\\\\\x00-\\x1f]')), true) FROM next_items").fetchall()[0]
+        if not plain:
+            pairs = con.execute("SELECT question_id, sample_id FROM next_items "
+                                "ORDER BY question_id, sample_id").fetchall()
+            return int(n), stable_hash([tuple(p) for p in pairs], length=32)
+        digest = con.execute(
+            "SELECT sha256('[[' || coalesce(string_agg('[\"' || question_id || '\", \"' "
+            "|| sample_id || '\"]', ', ' ORDER BY question_id, sample_id), '') || ']]') "
+            "FROM next_items").fetchall()[0][0]
+        return int(n), digest[:32]
 
     # ------------------------------------------------------------ browsing
     def query(self, sql: str, params: Sequence[Any] | None = None

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import InputError
@@ -52,6 +54,23 @@ def load_questions(spec: str, n: int | None = None, seed: int = 0) -> list[Quest
     return load_hf(name, split or "train", limit=n)
 
 
+def question_batches(spec: str, n: int | None = None, seed: int = 0,
+                     batch_size: int = 50_000) -> Iterator[list[Question]]:
+    """The questions of `load_questions`, in the same order, a batch at a time. The
+    procedural generator streams (a million items never sit in memory at once); file and
+    hub sources are small and are loaded whole, then cut."""
+    kind, arg = parse_spec(spec)
+    if kind == "procedural":
+        from .procedural import question_batches as procedural_batches
+
+        yield from procedural_batches(n if n is not None else 1000, seed=seed,
+                                      split=arg or "train", batch_size=batch_size)
+        return
+    questions = load_questions(spec, n=n, seed=seed)
+    for start in range(0, len(questions), batch_size):
+        yield questions[start:start + batch_size]
+
+
 
 
 class SourceConfig(BaseModel):
@@ -74,4 +93,4 @@ class SourceConfig(BaseModel):
 
 
 __all__ = ["SOURCE_KINDS", "InputError", "Question", "SourceConfig", "load_questions",
-           "parse_spec"]
+           "parse_spec", "question_batches"]
