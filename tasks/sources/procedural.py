@@ -497,6 +497,9 @@ class _Stream:
     spec (and its table) is rebuilt on demand by replaying its item's draws, which are a
     pure function of (seed, split, index) and of the ids drawn before it in its table."""
 
+    spec_cache = 4096  # specs kept for look-backs (a paraphrase of a recent item is common)
+    table_cache = 64
+
     def __init__(self, seed: int, split: str) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -517,7 +520,7 @@ class _Stream:
             table = _make_table(random.Random(
                 f"procedural:{self.split}:{self.seed}:table:{block}"))
             self.tables[block] = table
-            if len(self.tables) > 64:
+            if len(self.tables) > self.table_cache:
                 self.tables.popitem(last=False)
         return table
 
@@ -546,7 +549,7 @@ class _Stream:
 
     def _remember(self, k: int, spec: _Spec) -> None:
         self.specs[k] = spec
-        if len(self.specs) > 4096:
+        if len(self.specs) > self.spec_cache:
             self.specs.popitem(last=False)
 
     def _append(self, root: int, phrasing: int, uid: int) -> None:
