@@ -59,6 +59,9 @@ _MIX_HELP = ("sources in set shares, e.g. procedural=0.5,tatqa=0.5 (nested acros
              "empty: the whole snapshot")
 _UNVERIFIED_HELP = ("> 0: train instead on a noisy teacher's programs for the same "
                     "questions, this share wrong, unchecked (the curation ablation)")
+_NOISE_HELP = ("the unverified arm's teacher: independent (each question its own mistake) or "
+               "repeating (that share of the question types, each always wrong the same way)")
+Noise = Literal["independent", "repeating"]
 
 
 class SubsetData(_Part):
@@ -72,6 +75,7 @@ class SubsetData(_Part):
     seed: int = Field(0, description="subset selection seed")
     snapshot_id: int = Field(0, ge=0, description="snapshot to draw from; 0: the latest")
     unverified_rate: float = Field(0.0, ge=0, le=1, description=_UNVERIFIED_HELP)
+    noise: Noise = Field("independent", description=_NOISE_HELP)
 
     @field_validator("mix")
     @classmethod
@@ -102,6 +106,7 @@ class LadderData(_Part):
     unverified_rate: float = Field(0.0, ge=0, le=1, description="> 0: also an unverified "
                                    "arm on the first strategy's questions, this share wrong, "
                                    "unchecked")
+    noise: Noise = Field("independent", description=_NOISE_HELP)
     arm_sizes: list[int] = Field(default_factory=list, description="sizes at which the "
                                  "other strategies and the unverified arm train; empty: every "
                                  "size")
@@ -194,7 +199,7 @@ def finetune_flow(config: FinetuneConfig) -> Experiment:
     store, d = Store(config.warehouse), config.data
     subset = draw_subset(store, d)
     plan = plan_finetune(subset.subset_id, subset.size, d.strategy, config.training.train_seed,
-                         d.unverified_rate)
+                         d.unverified_rate, d.noise)
     return run_experiment(store, new_experiment_id("ft"), plan, config.training,
                           config.evaluation, config.output, seed=d.seed,
                           snapshot_id=subset.snapshot_id)
@@ -220,7 +225,8 @@ def ladder_flow(config: LadderConfig) -> Experiment:
     experiment_id = new_experiment_id("ladder")
     plan = plan_ladder(subsets, sizes=d.sizes, arm_sizes=d.arm_sizes,
                        unverified_rate=d.unverified_rate,
-                       train_seed=config.training.train_seed, repeats=d.repeats, mix=d.mix)
+                       train_seed=config.training.train_seed, repeats=d.repeats, mix=d.mix,
+                       noise=d.noise)
     training = shared_tiny_base(store, subsets[d.strategies[0]][d.sizes[-1]], config.training,
                                 Path(config.output.output_root) / experiment_id)
     return run_experiment(store, experiment_id, plan, training, config.evaluation,

@@ -8,10 +8,12 @@ in one call (`Store.save_stage`, one transaction). A flow is then a list of stag
 
 from __future__ import annotations
 
+import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from prefect import task
@@ -40,7 +42,17 @@ class RunnerConfig(BaseModel):
                                      "LocalCluster started for this run")
     dask_workers: int = Field(2, ge=1, le=256, description="LocalCluster worker processes")
     batch_size: int = Field(512, ge=1, le=100_000, description="items per batch sent to a "
-                            "worker")
+                            "worker, at least (a stage's input is cut into at most "
+                            "in_flight batches)")
+    in_flight: int | None = Field(None, ge=1, le=1024, description="batches of one stage "
+                                  "running at once; empty: one per core (threads) or per "
+                                  "Dask worker thread")
+    shards: int | None = Field(None, ge=1, le=100_000, description="shards the loaded "
+                               "questions are cut into (by context: the output does not "
+                               "depend on it); empty: one per 50,000 questions")
+    staging_dir: str | None = Field(None, description="where shards are staged as Parquet "
+                                    "during a run (removed after it); empty: staging/ beside "
+                                    "the warehouse file")
     progress: bool = Field(False, description="progress bars on the terminal")
 
 
@@ -51,6 +63,22 @@ class StageSink(Protocol):
 
 
 Submit = Callable[..., PrefectFuture[Any]]
+
+
+@dataclass(frozen=True)
+class Batches:
+    """Where a run's batches go (`submit`) and how many may be out at once (`in_flight`)."""
+
+    submit: Submit
+    in_flight: int
+
+
+def cores() -> int:
+    """The CPUs this process may run on (cgroup cpusets, taskset), not all the host has."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 _tasks: dict[str, Task[..., Any]] = {}
@@ -100,9 +128,12 @@ class PipelineRun:
     """The stages of one flow run over one sink. Holds the run's counts and seconds."""
 
     def __init__(self, sink: StageSink, run_id: str, submit: Submit | None = None,
-                 artifact_key: str = "run") -> None:
+                 artifact_key: str = "run", in_flight: int | None = None) -> None:
         self.sink, self.run_id = sink, run_id
         self.submit: Submit = submit or (lambda t, *args: t.submit(*args))
+        # Bounded: submitting every chunk at once let Prefect's unbounded thread pool run
+        # them all together (88 execute chunks, 323 processes on 2 cores at 100k).
+        self.in_flight = in_flight or cores()
         self.artifact_key = artifact_key
         self.counts: Counter[str] = Counter()
         self.seconds: dict[str, float] = {}
@@ -117,10 +148,9 @@ class PipelineRun:
         """Run one stage and keep its books; returns what goes on. `counts_as_input=False`
         for a source stage: what it rejects never was input, so it is not in `rejected`."""
         with self.timed(stage.name):
-            todo = getattr(stage, "todo", None)
-            work = todo(items) if todo else items
-            result = self._execute(stage, work)
-            if todo:  # a stage that works on part of its input passes all of it on
+            todo = stage.todo(items) if _has_hooks(stage) else None
+            result = self._execute(stage, items if todo is None else todo)
+            if todo is not None:  # a stage that works on part of its input passes all on
                 result.kept = items
             self.sink.save_stage(self.run_id, result)
         self._account(result, counts_as_input)
@@ -130,13 +160,26 @@ class PipelineRun:
         t = stage_task(stage.name)
         if not stage.batch_size or not work:  # empty input still reports its counts
             return t(quote(stage), quote(work))
-        parts = chunks(work, stage.batch_size, getattr(stage, "group", None))
-        futures = [self.submit(t, quote(stage), quote(part)) for part in parts]
+        # Never more chunks than can run at once: a chunk is a Prefect task run, and tens
+        # of milliseconds of bookkeeping each add up over a million items.
+        size = max(stage.batch_size, -(-len(work) // self.in_flight))
+        parts = iter(chunks(work, size, stage.group if _has_hooks(stage) else None))
+        total = -(-len(work) // size)  # about: groups may merge chunks
         progress = _Progress(self.artifact_key, stage.name)
         result: StageResult[Any] = StageResult()
-        for done, fut in enumerate(futures, 1):
-            result.merge(fut.result())
-            progress.update(done, len(futures))
+        out: deque[PrefectFuture[Any]] = deque()
+        done = 0
+        # At most `in_flight` chunks out; results are merged in input order as they come.
+        for part in parts:
+            out.append(self.submit(t, quote(stage), quote(part)))
+            if len(out) >= self.in_flight:
+                result.merge(out.popleft().result())
+                done += 1
+                progress.update(done, total)
+        while out:
+            result.merge(out.popleft().result())
+            done += 1
+            progress.update(done, total)
         return result
 
     def _account(self, result: StageResult[Any], counts_as_input: bool) -> None:
@@ -157,13 +200,20 @@ class PipelineRun:
                                        + time.perf_counter() - t0, 3)
 
 
+def _has_hooks(stage: Stage[Any, Any]) -> bool:
+    """Stage classes subclass `Stage` and so have `todo` and `group`. The preference stages
+    (tasks/preferences/, being rewritten) do not yet: they get the defaults (no todo, no
+    group). Drop this once they subclass `Stage`."""
+    return isinstance(stage, Stage)
+
+
 @contextmanager
-def batch_runner(config: RunnerConfig) -> Iterator[Submit]:
+def batch_runner(config: RunnerConfig) -> Iterator[Batches]:
     """Where chunked stages run, chosen per run so that a deployment parameter (not only a
     CLI flag) can move a scheduled refresh onto Dask. Stages and their chunks are plain
     data: they pickle to any worker."""
     if config.task_runner == "threads":
-        yield lambda t, *args: t.submit(*args)
+        yield Batches(lambda t, *args: t.submit(*args), config.in_flight or cores())
         return
     from prefect_dask import DaskTaskRunner
 
@@ -182,7 +232,8 @@ def batch_runner(config: RunnerConfig) -> Iterator[Submit]:
             plain = [a.unwrap() if isinstance(a, quote) else a for a in args]
             return runner.submit(t, parameters=get_call_parameters(t.fn, plain, {}))
 
-        yield submit
+        slots = config.in_flight or sum(runner.client.nthreads().values()) or 1
+        yield Batches(submit, slots)
 
 
 @contextmanager

@@ -1,13 +1,21 @@
 """The refresh flow: source -> embed -> dedup -> decontaminate -> (judge) -> teacher ->
 execute -> check (verdict + selection) -> quality -> publish.
 
+The loaded questions are staged in shards cut by context (tasks/shards.py), and every
+stage from dedup to the row-level quality suites runs one shard at a time: memory holds one
+shard, whatever the source's size, and the output does not depend on the shard count. The
+embedding of the distinct texts runs once before the shards, the batch-level quality suites
+and the publication once after them.
+
 Only the order of stages, the run's lifecycle and its report live here. Each stage is an
 object from tasks/ or quality/ (the stage contract in tasks/stage.py); flows/pipeline.py keeps
 the books around each one; warehouse/ writes what they return."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
@@ -19,16 +27,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from flows.config_tools import WarehouseField, nest
 from flows.pipeline import PipelineRun, RunnerConfig, batch_runner
 from quality.context import docs_dir_for
-from quality.stage import QualityConfig, Validate
+from quality.stage import QualityConfig, ValidateBatch, ValidateRows
 from tasks.checks import Check
 from tasks.decontaminate import DecontamConfig, Decontaminate
 from tasks.dedup import Dedup, DedupConfig
 from tasks.embed import ONE_PASS, Embed
 from tasks.execute import ExecConfig, Execute
-from tasks.sources import SourceConfig, load_questions
+from tasks.shards import LOAD_BATCH, Staged, shard_count, stage_questions, staging_area
+from tasks.sources import SourceConfig, load_questions, question_batches
 from tasks.teachers import TeacherConfig, make_judge, make_synthesizer, make_teacher
 from tasks.teachers.reference import ReferenceTeacherConfig
-from tasks.types import Question
 from warehouse import Store
 from warehouse.refresh_lock import refresh_lock
 
@@ -91,8 +99,16 @@ class RefreshSummary(BaseModel):
 
 
 @task(cache_policy=NO_CACHE, name="load-questions")
-def load_task(source: SourceConfig) -> list[Question]:
-    return load_questions(source.source, n=source.n, seed=source.seed)
+def load_task(source: SourceConfig, staging: Path, shards: int | None) -> Staged:
+    """The source's questions, streamed into shard files (paths and counts travel on,
+    not the questions)."""
+    n = shards or (shard_count(source.n) if source.n else None)
+    batches = question_batches(source.source, n=source.n, seed=source.seed,
+                               batch_size=LOAD_BATCH)
+    if n is None:  # a whole file: count it first (file sources are loaded whole anyway)
+        loaded = [q for batch in batches for q in batch]
+        n, batches = shard_count(len(loaded)), iter([loaded])
+    return stage_questions(batches, staging, n)
 
 
 def _run_name() -> str:
@@ -110,26 +126,33 @@ def refresh(config: RefreshConfig | None = None) -> RefreshSummary:
     validated examples, and publish them as a new snapshot."""
     config = config or RefreshConfig()
     store = Store(config.warehouse)
-    # Load first: malformed input fails here, before anything is written.
-    loaded = [] if config.source.synthesized else load_task(config.source)
     run_id = str(flow_run.id or uuid.uuid4())
-    # One refresh per warehouse: a second one is refused here, before it writes anything.
-    with refresh_lock(store.path, run_id), batch_runner(config.runner) as submit:
-        run = PipelineRun(store, run_id, submit, artifact_key="refresh")
-        # Holding the lock proves no other refresh runs: any still 'running' was killed.
-        store.mark_interrupted("refresh")
-        store.start_run(run_id, "refresh", config.model_dump())
-        try:
-            summary = _stages(config, store, run, loaded)
-        except BaseException:
-            store.finish_run(run_id, "failed", dict(run.counts), run.seconds)
-            raise
+    rc = config.runner
+    with staging_area(rc.staging_dir or store.path.parent / "staging", run_id) as staging:
+        # Load first: malformed input fails here, before anything is written.
+        t0 = time.perf_counter()
+        staged = (Staged([]) if config.source.synthesized
+                  else load_task(config.source, staging, rc.shards))
+        load_s = round(time.perf_counter() - t0, 3)
+        # One refresh per warehouse: a second one is refused here, before it writes.
+        with refresh_lock(store.path, run_id), batch_runner(rc) as batches:
+            run = PipelineRun(store, run_id, batches.submit, artifact_key="refresh",
+                              in_flight=batches.in_flight)
+            run.seconds["load"] = load_s
+            # Holding the lock proves no other refresh runs: any still 'running' was killed.
+            store.mark_interrupted("refresh")
+            store.start_run(run_id, "refresh", config.model_dump())
+            try:
+                summary = _stages(config, store, run, staged, staging)
+            except BaseException:
+                store.finish_run(run_id, "failed", dict(run.counts), run.seconds)
+                raise
     _publish_artifacts(summary, store.llm.limits(run_id))
     return summary
 
 
-def _stages(config: RefreshConfig, store: Store, run: PipelineRun,
-            loaded: list[Question]) -> RefreshSummary:
+def _stages(config: RefreshConfig, store: Store, run: PipelineRun, staged: Staged,
+            staging: Path) -> RefreshSummary:
     """The pipeline diagram, as code."""
     rc, src, model = config.runner, config.source, config.dedup.embedding_model
     teacher = make_teacher(config.teacher, cache=store.llm, run_id=run.run_id,
@@ -140,26 +163,30 @@ def _stages(config: RefreshConfig, store: Store, run: PipelineRun,
                                  progress=rc.progress)
         plan = synth.plan(src.source.partition(":")[2], src.n or 100, src.seed)
         loaded = run.stage(synth, plan, counts_as_input=False)
-    run.counts["input"] = len(loaded)
+        staged = stage_questions([loaded], staging, shard_count(len(loaded), rc.shards))
+    run.counts["input"] = staged.count
     judge = make_judge(config.teacher, cache=store.llm, run_id=run.run_id, progress=rc.progress)
-    questions = run.stages(loaded, [
-        Embed(model, store, rc.batch_size if rc.task_runner == "dask" else ONE_PASS,
-              show_progress=rc.progress and rc.task_runner == "threads"),
-        Dedup(config.dedup, store),                  # exact, then semantic; batch + warehouse
-        Decontaminate(config.decontamination, store, model, load_questions),  # before anyone pays
-        *([judge] if judge else []),                # after dedup: nobody pays for a duplicate
-    ])
-    samples = run.stage(teacher, questions)
-    if failure := _teacher_failure(run, store):  # nothing came back: nothing to verify
+    docs, reference = docs_dir_for(store.path), store.quality.drift_reference()
+    # One encode of every distinct text: the same vectors whatever the shards.
+    run.stage(Embed(model, store, ONE_PASS,
+                    show_progress=rc.progress and rc.task_runner == "threads"), staged.texts)
+    candidates: list = []
+    for shard in staged.shards:  # one at a time: memory holds one shard
+        questions = run.stages(shard.read(), [
+            Dedup(config.dedup, store),              # exact, then semantic; batch + warehouse
+            Decontaminate(config.decontamination, store, model, load_questions),  # before pay
+            *([judge] if judge else []),            # after dedup: nobody pays for a duplicate
+        ])
+        by_id = {q.question_id: q for q in questions}
+        candidates += run.stages(run.stage(teacher, questions), [
+            Execute(config.execution, batch_size=max(rc.batch_size, 1000)),
+            Check(by_id, teacher.selection),         # verdict, then the examples to publish
+            ValidateRows(by_id, run.run_id, docs),   # GE row suites
+        ])
+    if failure := _teacher_failure(run, store):      # nothing came back: nothing to publish
         return _finish(store, run, [], None, failure=failure)
-    by_id = {q.question_id: q for q in questions}
-    validate = Validate(config.quality, by_id, run.run_id, store.quality.curated_reference(),
-                        docs_dir_for(store.path))
-    kept = run.stages(samples, [
-        Execute(config.execution, batch_size=max(rc.batch_size, 1000)),
-        Check(by_id, teacher.selection),             # verdict, then the examples to publish
-        validate,                                    # GE: rows, batch, drift vs the snapshot
-    ])
+    validate = ValidateBatch(config.quality, run.run_id, reference, docs)
+    kept = run.stage(validate, candidates)          # GE batch suite, drift vs the snapshot
     return _finish(store, run, kept, validate.outcome)
 
 
@@ -182,8 +209,7 @@ def _finish(store: Store, run: PipelineRun, kept: list[Any], outcome: Any,
             failure: str | None = None) -> RefreshSummary:
     """Publish what was kept, close the run's row, and say what happened."""
     with run.timed("publish"):
-        snapshot_id = store.publish_snapshot(run.run_id, {s.question_id: s.sample_id
-                                                          for s in kept}) if kept else None
+        snapshot_id = store.publish_snapshot(run.run_id, kept) if kept else None
     run.counts["kept"] = len(kept)
     status = "failed" if failure else "gate_failed" if run.counts["gate_failed"] else "completed"
     store.finish_run(run.run_id, status, dict(run.counts), run.seconds, snapshot_id)

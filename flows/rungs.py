@@ -105,7 +105,8 @@ def _training_data(store: Store, rung: Rung, out: Path, seed: int,
         from tasks.experiments.ladder import unverified_rows, write_rows
 
         ids = [e.question_id for e in store.subsets.subset_examples(rung.subset_id or "")]
-        rows, wrong = unverified_rows(store.load_questions(ids), rung.error_rate, seed)
+        rows, wrong = unverified_rows(store.load_questions(ids), rung.error_rate, seed,
+                                      rung.noise)
         return str(write_rows(rows, out)), {"wrong_examples": wrong}
     export = export_subset(ExportConfig(subset_id=rung.subset_id or "",
                                         format="prompt_completion", out=str(out),

@@ -21,6 +21,7 @@ warnings, and `drift_blocking` turns them into refusals.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,13 +57,27 @@ def measured(rows: pd.DataFrame) -> pd.DataFrame:
     """Candidate (or snapshot) rows with the columns the batch and drift suites read:
     program_chars, answer_magnitude, and kind/source/difficulty as categories."""
     df = rows.copy()
+    # A compact frame (quality/stage.py) arrives with both measures and without the
+    # program and answer texts they come from.
+    if "program_chars" not in df.columns:
+        df["program_chars"] = program_chars(df["program"] if "program" in df.columns
+                                            else pd.Series([None] * len(df), dtype=object))
+    if "answer_magnitude" not in df.columns:
+        df["answer_magnitude"] = answer_magnitudes(df["answer"] if "answer" in df.columns
+                                                   else pd.Series([None] * len(df),
+                                                                  dtype=object))
     for column in CANDIDATE_COLUMNS:
         if column not in df.columns:
             df[column] = None
-    df["program_chars"] = df["program"].map(
-        lambda p: float(len(p)) if isinstance(p, str) else math.nan)
-    df["answer_magnitude"] = df["answer"].map(_answer_magnitude)
     return df
+
+
+def program_chars(programs: pd.Series) -> pd.Series:
+    return programs.map(lambda p: float(len(p)) if isinstance(p, str) else math.nan)
+
+
+def answer_magnitudes(answers: pd.Series) -> pd.Series:
+    return answers.map(_answer_magnitude)
 
 
 def categories(values: pd.Series) -> pd.Series:
@@ -85,19 +100,43 @@ def drift_frame(rows: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _partition(values: pd.Series) -> dict[str, Any]:
-    shares = categories(values).value_counts(normalize=True).sort_index()
-    return {"values": [str(v) for v in shares.index], "weights": [float(w) for w in shares]}
+@dataclass
+class ReferenceStats:
+    """What the drift suite compares a batch with, measured on the current snapshot: the
+    category counts of each categorical column and the values of each measured column.
+    Small whatever the snapshot's size (the warehouse builds it with SQL aggregates,
+    `Store.quality.drift_reference`)."""
+
+    rows: int
+    counts: dict[str, dict[str, int]]  # column -> category label -> rows
+    values: dict[str, np.ndarray]      # column -> its non-null values
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> ReferenceStats:
+        ref = measured(frame)
+        return cls(rows=len(ref),
+                   counts={c: {str(k): int(v) for k, v in
+                               categories(ref[c]).value_counts().items()}
+                           for c in ("kind", "source", "difficulty")},
+                   values={c: ref[c].dropna().astype(float).to_numpy()
+                           for c in ("program_chars", "answer_magnitude")})
 
 
-def _quantile_ranges(values: pd.Series, spec: dict[str, Any]) -> dict[str, Any]:
+def _partition(counts: dict[str, int]) -> dict[str, Any]:
+    # Shares as pandas' value_counts(normalize=True) computes them (count / total, each a
+    # float64 division), labels in sorted order.
+    total = sum(counts.values())
+    labels = sorted(counts)
+    return {"values": labels, "weights": [counts[v] / total for v in labels]}
+
+
+def _quantile_ranges(clean: np.ndarray, spec: dict[str, Any]) -> dict[str, Any]:
     quantiles = [float(q) for q in spec.get("quantiles", [0.1, 0.5, 0.9])]
     rel = float(spec.get("relative_tolerance", 0.0))
     absolute = float(spec.get("absolute_tolerance", 0.0))
-    clean = values.dropna().astype(float)
     ranges: list[list[float | None]] = []
     for q in quantiles:
-        if clean.empty:
+        if clean.size == 0:
             ranges.append([None, None])  # nothing to compare with: no bound
             continue
         ref = float(np.quantile(clean, q))
@@ -106,14 +145,15 @@ def _quantile_ranges(values: pd.Series, spec: dict[str, Any]) -> dict[str, Any]:
     return {"quantiles": quantiles, "value_ranges": ranges}
 
 
-def drift_parameters(suite: Any, reference: pd.DataFrame) -> dict[str, Any]:
+def drift_parameters(suite: Any, reference: pd.DataFrame | ReferenceStats
+                     ) -> dict[str, Any]:
     """Values of the drift suite's `$PARAMETER`s measured on the reference rows.
 
     A KL-divergence expectation gets the reference's category shares of its column; a
     quantile expectation gets ranges around the reference's quantiles, widened by the
     tolerances in its `meta.reference` (so the JSON suite, not this code, says how much
     change is drift)."""
-    ref = measured(reference)
+    ref = reference if isinstance(reference, ReferenceStats) else ReferenceStats.of(reference)
     params: dict[str, Any] = {}
     for exp in suite.expectations:
         config = exp.configuration
@@ -122,10 +162,10 @@ def drift_parameters(suite: Any, reference: pd.DataFrame) -> dict[str, Any]:
                 continue
             name, column = value["$PARAMETER"], config.kwargs["column"]
             if key == "partition_object":
-                params[name] = _partition(ref[column])
+                params[name] = _partition(ref.counts[column])
             elif key == "quantile_ranges":
                 spec = (config.meta or {}).get("reference", {})
-                params[name] = _quantile_ranges(ref[column], spec)
+                params[name] = _quantile_ranges(ref.values[column], spec)
             else:
                 raise ValueError(f"quality/gx/expectations/{suite.name}.json: no reference "
                                  f"value is defined for parameter {name!r} ({key})")

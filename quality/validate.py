@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +26,14 @@ from .suites import (
     DRIFT_SUITE,
     ROW_CHECKPOINT,
     ROW_SUITES,
+    ReferenceStats,
     drift_frame,
     drift_parameters,
     measured,
 )
 
-__all__ = ["CURATED_SUITE", "ValidationOutcome", "validate_candidates"]
+__all__ = ["CURATED_SUITE", "RowOutcome", "ValidationOutcome", "check_batch", "check_rows",
+           "validate_candidates"]
 
 # The batch expectation on the share of rows the row suites rejected.
 _REJECTED_SHARE = "expect_column_mean_to_be_between(row_rejected)"
@@ -174,58 +178,173 @@ def _page(ctx: Any, key: Any) -> str | None:
 
 def validate_candidates(rows: pd.DataFrame, *, max_rejected_fraction: float = 0.2,
                         min_rows: int = 1, max_duplicate_fraction: float = 0.05,
-                        reference: pd.DataFrame | None = None, drift_blocking: bool = False,
-                        run_id: str | None = None,
+                        reference: pd.DataFrame | ReferenceStats | None = None,
+                        drift_blocking: bool = False, run_id: str | None = None,
                         docs_dir: str | os.PathLike[str] | None = None) -> ValidationOutcome:
     """Validate one candidate example per question.
 
     `rows`: columns question_id, question, context, program, answer (the predicted value as a
     string), source, kind, difficulty, exec_status (missing ones count as null).
-    `reference`: the current snapshot's curated rows (same columns, or the `curated` view's);
-    None on a first run, which skips the drift suite.
+    `reference`: the current snapshot's curated rows (same columns, or the `curated` view's),
+    or their `ReferenceStats`; None on a first run, which skips the drift suite.
     `docs_dir`: where the Data Docs site goes (`quality.context.docs_dir_for(warehouse)`);
     GE's validation results go to the `gx-results/` folder beside it. None: a temporary
-    folder (tests, ad-hoc calls)."""
+    folder (tests, ad-hoc calls).
+
+    The same as `check_rows` then `check_batch` over its compact frame, in one call."""
+    df = measured(rows).reset_index(drop=True)
+    with _site(docs_dir, run_id) as (ctx, run_name, run_time):
+        part = _validate_rows(ctx, df, run_name, run_time)
+        df["row_rejected"] = df["question_id"].isin(part.failed).astype(float)
+        outcome = _validate_batch(ctx, df, part, run_name, run_time, reference=reference,
+                                  drift_blocking=drift_blocking,
+                                  params=_batch_params(min_rows, max_rejected_fraction,
+                                                       max_duplicate_fraction))
+    return _located(outcome, docs_dir)
+
+
+@dataclass
+class RowOutcome:
+    """What the row-level suites decided on one part of a batch (a shard)."""
+
+    failed: dict[str, tuple[str, str]]  # question_id -> (suite, expectation) it failed first
+    results: list[dict[str, Any]]       # one entry per expectation (ValidationOutcome)
+    statistics: dict[str, Any]          # {"suites": {suite: stats}}
+    pages: dict[str, str] = field(default_factory=dict)
+
+    def rejections(self) -> list[Rejection]:
+        return [Rejection(item_id=qid, stage="quality", reason=name,
+                          detail=f"row failed the {suite} suite")
+                for qid, (suite, name) in sorted(self.failed.items())]
+
+
+def check_rows(rows: pd.DataFrame, *, run_id: str | None = None,
+               docs_dir: str | os.PathLike[str] | None = None) -> tuple[RowOutcome,
+                                                                        pd.DataFrame]:
+    """The row-level suites over one part of a batch (row-local, and all copies of a
+    question_id are in one part): what failed, and the part's compact frame for
+    `check_batch` (the columns the batch and drift suites read, `row_rejected` set)."""
+    df = measured(rows).reset_index(drop=True)
+    with _site(docs_dir, run_id) as (ctx, run_name, run_time):
+        part = _validate_rows(ctx, df, run_name, run_time)
+    df["row_rejected"] = df["question_id"].isin(part.failed).astype(float)
+    return part, df[list(COMPACT_COLUMNS)]
+
+
+def check_batch(compact: pd.DataFrame, rows: Sequence[RowOutcome], *,
+                max_rejected_fraction: float = 0.2, min_rows: int = 1,
+                max_duplicate_fraction: float = 0.05,
+                reference: pd.DataFrame | ReferenceStats | None = None,
+                drift_blocking: bool = False, run_id: str | None = None,
+                docs_dir: str | os.PathLike[str] | None = None) -> ValidationOutcome:
+    """The batch-level and drift suites over the compact frames of every part (concatenated
+    in `compact`), given the parts' row outcomes: one outcome for the whole batch, its row
+    suites' results merged over the parts (`merge_rows`)."""
+    merged = merge_rows(rows)
+    df = measured(compact).reset_index(drop=True)
+    with _site(docs_dir, run_id) as (ctx, run_name, run_time):
+        outcome = _validate_batch(ctx, df, merged, run_name, run_time, reference=reference,
+                                  drift_blocking=drift_blocking,
+                                  params=_batch_params(min_rows, max_rejected_fraction,
+                                                       max_duplicate_fraction))
+    return _located(outcome, docs_dir)
+
+
+def merge_rows(parts: Sequence[RowOutcome]) -> RowOutcome:
+    """The row suites' outcome over all parts, as one run over the whole batch reports it:
+    the row expectations are row-local, so an expectation succeeds when it succeeds on
+    every part and its unexpected rows are the sum of the parts'. Statistics are GE's
+    (`success_percent` = successful / evaluated * 100)."""
+    if len(parts) == 1:
+        return parts[0]
+    out = RowOutcome({}, [], {"suites": {}})
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    for part in parts:
+        out.failed.update(part.failed)
+        out.pages.update(part.pages)
+        seen: dict[str, int] = {}
+        for r in part.results:
+            key = (r["suite"], seen.setdefault(r["suite"], 0))
+            seen[r["suite"]] += 1
+            if key not in results:
+                results[key] = dict(r)
+                continue
+            merged = results[key]
+            merged["success"] = merged["success"] and r["success"]
+            if "unexpected_count" in r:
+                merged["unexpected_count"] = merged.get("unexpected_count", 0) + \
+                    r["unexpected_count"]
+            if "error" in r and "error" not in merged:
+                merged["error"] = r["error"]
+    out.results = list(results.values())
+    for suite in dict.fromkeys(r["suite"] for r in out.results):
+        entries = [r for r in out.results if r["suite"] == suite]
+        good = sum(1 for r in entries if r["success"])
+        out.statistics["suites"][suite] = {
+            "success": good == len(entries), "evaluated_expectations": len(entries),
+            "successful_expectations": good, "unsuccessful_expectations": len(entries) - good,
+            "success_percent": good / len(entries) * 100 if entries else None}
+    return out
+
+
+# The columns of a compact candidate frame: what the batch and drift suites read, and the
+# sample to publish.
+COMPACT_COLUMNS = ("question_id", "sample_id", "row_rejected", "kind", "source", "difficulty",
+                   "program_chars", "answer_magnitude")
+
+
+def _batch_params(min_rows: int, max_rejected_fraction: float,
+                  max_duplicate_fraction: float) -> dict[str, Any]:
+    return {"min_rows": min_rows, "max_rejected_fraction": max_rejected_fraction,
+            "min_unique_question_share": 1.0 - max_duplicate_fraction}
+
+
+@contextmanager
+def _site(docs_dir: str | os.PathLike[str] | None, run_id: str | None
+          ) -> Iterator[tuple[Any, str, dt.datetime]]:
+    """The GE context (lock held) over this docs folder, or a temporary one."""
     import tempfile
 
-    df = measured(rows).reset_index(drop=True)
-    run_name = run_id or "adhoc"
-    run_time = dt.datetime.now(dt.UTC)
     tmp = None if docs_dir is not None else tempfile.TemporaryDirectory(prefix="gx-docs-")
     docs = Path(docs_dir if docs_dir is not None else Path(tmp.name) / "docs")
     try:
         with gx_lock:
-            ctx = quality_context(docs)
-            outcome = _validate(ctx, df, run_name, run_time, reference=reference,
-                                drift_blocking=drift_blocking, params={
-                                    "min_rows": min_rows,
-                                    "max_rejected_fraction": max_rejected_fraction,
-                                    "min_unique_question_share": 1.0 - max_duplicate_fraction})
+            yield quality_context(docs), run_id or "adhoc", dt.datetime.now(dt.UTC)
     finally:
         if tmp is not None:
             tmp.cleanup()
-    if tmp is None:
-        outcome.docs_index = docs.resolve() / "index.html"
+
+
+def _located(outcome: ValidationOutcome, docs_dir: str | os.PathLike[str] | None
+             ) -> ValidationOutcome:
+    if docs_dir is not None:
+        outcome.docs_index = Path(docs_dir).expanduser().resolve() / "index.html"
     else:  # the site is gone with its temporary folder: point at nothing
         outcome.docs_pages = {}
     return outcome
 
 
-def _validate(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime, *,
-              reference: pd.DataFrame | None, drift_blocking: bool,
-              params: dict[str, Any]) -> ValidationOutcome:
+def _validate_rows(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime
+                   ) -> RowOutcome:
     runs = _run(ctx, ROW_CHECKPOINT, df, {}, run_name, run_time)
-    failed: dict[str, tuple[str, str]] = {}
-    results: list[dict[str, Any]] = []
-    statistics: dict[str, Any] = {"suites": {}}
-    for suite, (_, res) in runs.items():
+    out = RowOutcome({}, [], {"suites": {}})
+    for suite, (key, res) in runs.items():
         for qid, reason in row_failures(res).items():
-            failed.setdefault(qid, (suite, reason))
-        results += _results(suite, res, blocking=False)
-        statistics["suites"][suite] = _suite_stats(res)
+            out.failed.setdefault(qid, (suite, reason))
+        out.results += _results(suite, res, blocking=False)
+        out.statistics["suites"][suite] = _suite_stats(res)
+        if page := _page(ctx, key):
+            out.pages[suite] = page
+    return out
 
-    df["row_rejected"] = df["question_id"].isin(failed).astype(float)
-    runs.update(_run(ctx, BATCH_CHECKPOINT, df, params, run_name, run_time))
+
+def _validate_batch(ctx: Any, df: pd.DataFrame, rows: RowOutcome, run_name: str,
+                    run_time: dt.datetime, *, reference: pd.DataFrame | ReferenceStats | None,
+                    drift_blocking: bool, params: dict[str, Any]) -> ValidationOutcome:
+    failed = rows.failed
+    results = list(rows.results)
+    statistics: dict[str, Any] = {"suites": dict(rows.statistics["suites"])}
+    runs = _run(ctx, BATCH_CHECKPOINT, df, params, run_name, run_time)
     _, batch = runs[CURATED_SUITE]
     results += _results(CURATED_SUITE, batch, blocking=True)
     statistics["suites"][CURATED_SUITE] = _suite_stats(batch)
@@ -233,7 +352,9 @@ def _validate(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime, 
     kept_ids = [q for q in dict.fromkeys(df["question_id"]) if q not in failed]
     kept = df[df["question_id"].isin(set(kept_ids))].drop_duplicates("question_id")
     drift: list[dict[str, Any]] = []
-    if reference is not None and len(reference) and len(kept):
+    ref_rows = (reference.rows if isinstance(reference, ReferenceStats)
+                else len(reference) if reference is not None else 0)
+    if ref_rows and len(kept):
         suite = ctx.suites.get(DRIFT_SUITE)
         runs.update(_run(ctx, DRIFT_CHECKPOINT, drift_frame(kept),
                          drift_parameters(suite, reference), run_name, run_time))
@@ -249,9 +370,6 @@ def _validate(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime, 
     # Row-level failures are rejections, not warnings.
     warnings = [f"{r['suite']}: {r['expectation']}" for r in results
                 if not r["success"] and not r["blocking"] and r["suite"] not in ROW_SUITES]
-    rejections = [Rejection(item_id=qid, stage="quality", reason=name,
-                            detail=f"row failed the {suite} suite")
-                  for qid, (suite, name) in sorted(failed.items())]
     total = len(df)
     statistics.update(rows=total, kept=len(kept_ids), rejected=total - len(kept_ids),
                       run_name=run_name)
@@ -264,8 +382,8 @@ def _validate(ctx: Any, df: pd.DataFrame, run_name: str, run_time: dt.datetime, 
             (suite, name), count = Counter(failed.values()).most_common(1)[0]
             reason += (f" (most rows rejected by {suite}: {name}, {count} of {total} rows)")
     return ValidationOutcome(
-        kept_ids=kept_ids, rejections=rejections, success=not blocking,
+        kept_ids=kept_ids, rejections=rows.rejections(), success=not blocking,
         statistics=statistics, results=results, blocking_failures=blocking,
         warnings=warnings, drift=drift, reason=reason,
-        docs_pages={suite: page for suite, (key, _) in runs.items()
-                    if (page := _page(ctx, key))})
+        docs_pages={**rows.pages, **{suite: page for suite, (key, _) in runs.items()
+                                     if (page := _page(ctx, key))}})

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tasks.answers import answers_match, format_answer, parse_number
-from tasks.stage import StageResult, reject
+from tasks.stage import Stage, StageResult, reject
 from tasks.teachers.base import Selection
 from tasks.types import ExecResult, Question, Rejection, Sample
 
@@ -122,7 +122,7 @@ def select_multi(samples: Sequence[Sample], questions: Mapping[str, Question], *
     return rows, rejections
 
 
-class Check:
+class Check(Stage[Sample, Sample]):
     """Stage: verdict on every executed sample (its answer against the gold), then the
     choice of the examples to publish per the teacher's `Selection`.
 

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.embed import EmbeddingCache, embed_with_cache
-from tasks.stage import StageResult
+from tasks.stage import Stage, StageResult
 from tasks.types import Question, Rejection, normalize_text
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
@@ -116,7 +116,7 @@ class DecontamConfig(BaseModel):
                                       "paraphrase")
 
 
-class Decontaminate:
+class Decontaminate(Stage[Question, Question]):
     """Stage: questions that overlap a registered benchmark leave before anyone pays for
     them. Benchmarks are loaded when the stage runs; vectors come from (and go to) the
     embedding cache, so a benchmark is embedded once per model."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,8 +23,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.embed import DEFAULT_MODEL
-from tasks.stage import StageResult, reject
-from tasks.types import Question, Rejection, normalize_text, stable_hash, text_key
+from tasks.stage import Stage, StageResult, reject
+from tasks.types import Question, Rejection, normalize_text, stable_hash
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # Blocks larger than this use faiss range search instead of a dense similarity matrix.
@@ -166,13 +166,13 @@ class QuestionLedger(Protocol):
 
     def load_questions(self, question_ids: Sequence[str]) -> list[Question]: ...
 
-    def representatives(self, model: str) -> tuple[list[str], list[str], list[str],
-                                                    np.ndarray]: ...
+    def representatives(self, model: str, context_keys: Iterable[str] | None = None
+                        ) -> tuple[list[str], list[str], list[str], np.ndarray]: ...
 
     def load_embeddings(self, keys: Sequence[str], model: str) -> dict[str, Any]: ...
 
 
-class Dedup:
+class Dedup(Stage[Question, Question]):
     """Stage: exact, then semantic dedup of a loaded batch, against itself and the warehouse.
 
     Questions the warehouse already decided leave quietly (`already_done`); questions an
@@ -195,7 +195,7 @@ class Dedup:
         pending = [q.question_id for q in unique if states.get(q.question_id) == "pending"]
         counts = Counter(already_done=sum(1 for s in states.values() if s == "done"),
                          resumed=len(pending), new=len(new))
-        rows = self._semantic(new) if new else []
+        rows = self._semantic(new, counts) if new else []
         dups = {item for item, rep, _ in rows if item != rep}
         rejections += [reject(item, self.name, "semantic_duplicate",
                               f"cosine {sim:.4f} with {rep}")
@@ -206,12 +206,16 @@ class Dedup:
         return StageResult(kept=kept, rejections=rejections, counts=counts,
                            records={"questions": new, "dedup": dedup_rows})
 
-    def _semantic(self, new: list[Question]) -> list[tuple[str, str, float]]:
+    def _semantic(self, new: list[Question], counts: Counter[str]
+                  ) -> list[tuple[str, str, float]]:
         model = self.config.embedding_model
-        keys = [text_key(q.text) for q in new]
+        keys = [q.text_key for q in new]
         cached = self.ledger.load_embeddings(keys, model)
         vectors = np.stack([cached[k] for k in keys])
-        ids, texts, contexts, known_vecs = self.ledger.representatives(model)
+        # Only the representatives over these contexts: a block never spans two contexts.
+        ids, texts, contexts, known_vecs = self.ledger.representatives(
+            model, context_keys={q.context_key for q in new})
+        counts["representatives_read"] += len(ids)
         known = [DedupItem(i, t, c) for i, t, c in zip(ids, texts, contexts, strict=True)]
         items = [DedupItem(q.question_id, q.text, q.context) for q in new]
         return semantic_dedup(items, vectors, known, known_vecs,

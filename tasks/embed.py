@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
+
+from tasks.stage import Stage, StageResult
+from tasks.types import Question, text_key
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Batch size of the embed stage in one process: a single encode call (one length-sorted
@@ -55,6 +59,8 @@ class EmbeddingCache(Protocol):
 
     def load_embeddings(self, keys: Sequence[str], model: str) -> dict[str, Any]: ...
 
+    def embedded_keys(self, keys: Sequence[str], model: str) -> set[str]: ...
+
     def save_embeddings(self, vectors: dict[str, Any], model: str) -> int: ...
 
 
@@ -62,7 +68,6 @@ def embed_with_cache(cache: EmbeddingCache, texts: Sequence[str], model: str = D
                      ) -> np.ndarray:
     """Vectors for texts, one row each, computing (and storing) only those the cache lacks:
     the same normalized text is never embedded twice for a model."""
-    from tasks.types import text_key
 
     keys = [text_key(t) for t in texts]
     have = cache.load_embeddings(keys, model)
@@ -76,7 +81,7 @@ def embed_with_cache(cache: EmbeddingCache, texts: Sequence[str], model: str = D
     return np.stack([have[k] for k in keys])
 
 
-class Embed:
+class Embed(Stage[Question, Question]):
     """Stage: vectors for the question texts the cache lacks, computed once per text.
 
     `todo` runs in the flow process and reads the cache; `run` is pure (no warehouse), so
@@ -92,22 +97,15 @@ class Embed:
         self.batch_size = batch_size
         self.show_progress = show_progress
 
-    def todo(self, items: list[Any]) -> list[Any]:
+    def todo(self, items: list[Question]) -> list[Question]:
         """One question per distinct text without a stored vector."""
-        from tasks.types import text_key
-
-        keys = {text_key(q.text): q for q in items}
-        have = self.cache.load_embeddings(list(keys), self.model)
+        keys = {q.text_key: q for q in items}
+        have = self.cache.embedded_keys(list(keys), self.model)
         return [q for k, q in keys.items() if k not in have]
 
-    def run(self, items: list[Any]) -> Any:
-        from collections import Counter
-
-        from tasks.stage import StageResult
-        from tasks.types import text_key
-
+    def run(self, items: list[Question]) -> StageResult[Question]:
         vectors = embed_texts([q.text for q in items], self.model,
                               show_progress=self.show_progress)
-        rows = [(text_key(q.text), self.model, v) for q, v in zip(items, vectors, strict=True)]
+        rows = [(q.text_key, self.model, v) for q, v in zip(items, vectors, strict=True)]
         return StageResult(kept=items, records={"embeddings": rows},
                            counts=Counter(embedded=len(rows)))

@@ -4,7 +4,9 @@ A stage is an object with a `name` (one spelling for its Prefect task, its timer
 counters and `rejections.stage`), a `batch_size` (None: it needs the whole batch at once, as
 dedup, GE validation and publishing do; an int: the runner may split its input into chunks of
 that size and send them to threads or Dask workers, as for embedding, the reference teacher
-and execution) and `run(items) -> StageResult`.
+and execution) and `run(items) -> StageResult`, plus two hooks with defaults (a stage class
+gets them by subclassing `Stage`): `todo(items)`, the part of its input that needs work (None:
+all of it), and `group(item)`, a key whose items must stay in one chunk (None: any split).
 
 A stage decides; it does not keep books. Timing, counts per reason, the rejected total,
 progress, chunking and persistence are the runner's (flows/pipeline.py). The decision and its
@@ -14,12 +16,15 @@ reason string sit together inside the stage, as in datatrove's `filter(doc) -> (
 Stages never import warehouse/: what a stage produced besides its kept items (new questions,
 embeddings, dedup rows, unparsed samples, judgments, a validation result) travels in
 `records`, a dict of named batches that the warehouse writes in the same transaction as the
-stage's rejections (`Store.save_stage`).
+stage's rejections (`Store.save_stage`). Each kind is declared once, with its writer, in
+warehouse/records.py; a kind that is not declared there is refused before anything is
+written.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -38,9 +43,9 @@ class StageResult(Generic[T]):
     rejections: items that leave the path here, each with the reason decided here.
     counts: numbers worth a line in the run summary (`<stage>.<key>` there), beside the
         per-reason rejection counts that the runner adds itself.
-    records: named batches for the warehouse (see module docstring); keys are the
-        `Store.save_stage` record kinds, e.g. "questions", "embeddings", "dedup",
-        "samples", "selections", "judgments", "validation".
+    records: named batches for the warehouse (see module docstring); keys are the record
+        kinds of warehouse/records.py, e.g. "questions", "embeddings", "dedup", "samples",
+        "selections", "judgments", "validation".
     """
 
     kept: list[T] = field(default_factory=list)
@@ -54,23 +59,36 @@ class StageResult(Generic[T]):
         self.rejections.extend(other.rejections)
         self.counts.update(other.counts)
         for kind, batch in other.records.items():
+            # Copied once, then extended in place: a copy per merge made n chunks O(n^2).
             if kind not in self.records:
-                self.records[kind] = batch
+                self.records[kind] = dict(batch) if isinstance(batch, dict) else list(batch)
             elif isinstance(batch, dict):
                 self.records[kind].update(batch)
             else:
-                self.records[kind] = [*self.records[kind], *batch]
+                self.records[kind].extend(batch)
         return self
 
 
 @runtime_checkable
 class Stage(Protocol[T_in, T_out]):
-    """One step of a pipeline. Implementations are small classes holding their config."""
+    """One step of a pipeline. Implementations are small classes holding their config; they
+    subclass `Stage` to inherit the hooks' defaults."""
 
     name: str
     batch_size: int | None
 
     def run(self, items: list[T_in]) -> StageResult[T_out]: ...
+
+    def todo(self, items: list[T_in]) -> list[T_in] | None:
+        """The part of `items` that needs `run` (the rest is already done, e.g. texts with
+        a stored vector); None: all of them. A stage that answers a list passes all of
+        `items` on, whatever `run` keeps."""
+        return None
+
+    def group(self, item: T_in) -> Hashable | None:
+        """Items with equal keys stay in one chunk (the samples of one question, for a
+        decision per question inside a chunk); None everywhere: any split will do."""
+        return None
 
 
 def reject(item_id: str, stage: str, reason: str, detail: str = "") -> Rejection:

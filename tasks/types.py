@@ -8,6 +8,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 _WS = re.compile(r"\s+")
@@ -33,6 +34,11 @@ def text_key(text: str) -> str:
     return stable_hash("t", normalize_text(text))
 
 
+def context_key(context: str | None) -> str:
+    """Key of a normalized context (questions.context_key)."""
+    return stable_hash("c", normalize_text(context or ""))
+
+
 @dataclass(frozen=True)
 class Question:
     """One question as it leaves a source.
@@ -52,9 +58,23 @@ class Question:
     source_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
-    @property
+    # Ids are computed once per object (NFKC + JSON + sha256 over the context costs ~10 us,
+    # and every stage asks): cached_property writes the instance dict, which a frozen
+    # dataclass allows.
+    @cached_property
     def question_id(self) -> str:
         return question_id_for(self.text, self.context)
+
+    @cached_property
+    def text_key(self) -> str:
+        """Key of this question's embedded text (the same text is embedded once)."""
+        return text_key(self.text)
+
+    @cached_property
+    def context_key(self) -> str:
+        """Key of the normalized context: exact duplicates and semantic-dedup blocks never
+        span two contexts, so items keyed by it can be processed apart (shards)."""
+        return context_key(self.context)
 
 
 @dataclass(frozen=True)
@@ -108,7 +128,9 @@ class Sample:
     # stored form is `predicted`).
     exec_value: Any = field(default=None, repr=False)
 
-    @property
+    # The id's fields are fixed once a sample is made (only execution and verdict fields
+    # change later), so the id is computed once.
+    @cached_property
     def sample_id(self) -> str:
         return stable_hash(
             "s", self.question_id, self.teacher, self.model, self.prompt_version,

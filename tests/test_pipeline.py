@@ -15,7 +15,7 @@ from warehouse import Store
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-class Square:
+class Square(Stage[int, int]):
     """Chunked: squares numbers; remembers the chunks it saw (runs in threads here)."""
 
     name = "square"
@@ -24,8 +24,7 @@ class Square:
     def __init__(self) -> None:
         self.seen: list[list[int]] = []
 
-    @staticmethod
-    def group(item: int) -> int:
+    def group(self, item: int) -> int:
         return item // 10  # 10..19 stay in one chunk
 
     def run(self, items: list[int]) -> StageResult[int]:
@@ -33,7 +32,7 @@ class Square:
         return StageResult(kept=[i * i for i in items], counts=Counter(squared=len(items)))
 
 
-class DropOdd:
+class DropOdd(Stage[int, int]):
     """Whole-batch: odd numbers leave with a reason decided here."""
 
     name = "parity"
@@ -45,7 +44,7 @@ class DropOdd:
                                        for i in items if i % 2])
 
 
-class SkipKnown:
+class SkipKnown(Stage[int, int]):
     """Works on part of its input (`todo`); everything passes on."""
 
     name = "known"
@@ -62,8 +61,9 @@ class SkipKnown:
         return StageResult(kept=[], counts=Counter(worked=len(items)))
 
 
-def test_stages_are_protocol_instances():
+def test_stages_are_protocol_instances_with_default_hooks():
     assert isinstance(Square(), Stage) and isinstance(DropOdd(), Stage)
+    assert DropOdd().todo([1, 2]) is None and DropOdd().group(1) is None  # the defaults
 
 
 def test_chunks_keep_groups_together():
@@ -78,7 +78,7 @@ def test_runner_keeps_the_books_and_persists_rejections(tmp_path):
 
     @flow
     def two_stages() -> tuple[list[int], PipelineRun]:
-        run = PipelineRun(store, "run-1", artifact_key="test")
+        run = PipelineRun(store, "run-1", artifact_key="test", in_flight=8)
         out = run.stages([1, 2, 3, 10, 11, 12, 13, 20], [square, drop, known])
         return out, run
 

@@ -68,7 +68,7 @@ def test_candidate_rows_carry_every_column_the_suites_read():
     frame = candidate_rows(items, questions)
     assert list(frame.columns) == ["question_id", "question", "context", "program", "answer",
                                    "source", "kind", "difficulty", "exec_status",
-                                   "gold_answer", "abstain_reason"]
+                                   "gold_answer", "abstain_reason", "sample_id"]
     assert set(frame["exec_status"]) == {"ok"} and frame["kind"].notna().all()
     assert candidate_rows([], {}).empty and isinstance(candidate_rows([], {}), pd.DataFrame)
 

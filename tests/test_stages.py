@@ -123,11 +123,11 @@ def test_quality_stage_names_the_failing_expectation_and_holds_a_failed_batch(st
     qs = [_q(f"Question number {i} about apples?", "7", "ans = 7") for i in range(4)]
     samples = [Sample(q.question_id, "reference", "gold", "ref-v1", 0, "ans = 7",
                       exec_status="ok", predicted="7", correct=True) for q in qs]
-    samples[0].program = "ans = = 7"  # does not compile
+    samples[0].predicted = "inf"  # ran, but no finite answer (on a question without gold)
     by_id = {q.question_id: q for q in qs}
     ok = Validate(QualityConfig(max_rejected_fraction=0.5), by_id, "r3").run(samples)
     assert len(ok.kept) == 3 and [r.stage for r in ok.rejections] == ["quality"]
-    assert "compile" in ok.rejections[0].reason
+    assert ok.rejections[0].reason == "expect_column_values_to_be_finite_numbers(answer)"
     held = Validate(QualityConfig(max_rejected_fraction=0.1), by_id, "r3").run(samples)
     assert held.kept == [] and held.counts["gate_failed"] == 1
     assert sorted(r.stage for r in held.rejections) == ["quality"] + ["quality_gate"] * 3

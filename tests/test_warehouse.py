@@ -13,6 +13,7 @@ from tasks.stage import StageResult
 from tasks.types import Question, Rejection, Sample, text_key
 from warehouse import Store, WarehouseBusy, connect
 from warehouse.connection import MIGRATIONS_DIR
+from warehouse.records import RECORD_WRITERS, UnknownRecordKind
 
 
 def test_migrations_apply_once_in_order(warehouse_path):
@@ -63,6 +64,44 @@ def test_writes_are_idempotent_and_snapshots_only_change_with_content(warehouse_
     assert rows_ == [(5, 2)]  # the latest snapshot carries the earlier items forward
     got = store.load_embeddings([text_key(qs[2].text)], "m")
     assert np.allclose(got[text_key(qs[2].text)], 2.0)
+
+
+def test_save_stage_refuses_an_unknown_record_kind_and_writes_nothing(warehouse_path):
+    store = Store(warehouse_path)
+    with pytest.raises(UnknownRecordKind, match="'typo'"):
+        store.save_stage("r1", StageResult(records={"typo": [_q(1)]}))
+    # Alongside valid kinds and rejections: refused before the transaction, nothing lands.
+    with pytest.raises(UnknownRecordKind, match="'questoins'"):
+        store.save_stage("r1", StageResult(
+            rejections=[Rejection("x", "dedup", "exact")],
+            records={"questions": [_q(2)], "questoins": [_q(3)]}))
+    counts = store.counts()
+    assert (counts["questions"], counts["rejections"]) == (0, 0)
+
+
+def test_every_record_kind_a_stage_emits_has_a_writer():
+    # The kinds the stages of tasks/ and quality/ put in `records`, read from the source:
+    # each must be declared in warehouse/records.py, or save_stage would refuse it.
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    emitted: set[str] = set()
+    for path in [*(root / "tasks").rglob("*.py"), *(root / "quality").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword) and node.arg == "records" and isinstance(
+                    node.value, ast.Dict):
+                emitted |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+            if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
+                    and node.value.attr == "records" and isinstance(node.slice, ast.Constant)):
+                emitted.add(node.slice.value)
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "setdefault"
+                    and isinstance(node.func.value, ast.Attribute)
+                    and node.func.value.attr == "records"):
+                emitted.add(node.args[0].value)
+    assert {"questions", "embeddings", "dedup", "samples", "validation"} <= emitted
+    assert emitted <= set(RECORD_WRITERS), emitted - set(RECORD_WRITERS)
 
 
 def test_questions_load_in_the_order_asked(warehouse_path):

@@ -141,12 +141,6 @@ class LLMStore:
             return con.execute("SELECT purpose, t_s, limit_now, in_flight FROM llm_limits "
                                "WHERE run_id = ? ORDER BY purpose, t_s", [run_id]).fetchall()
 
-    # ------------------------------------------------------------- selections
-    def save_selections(self, run_id: str, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            with write(self.path) as con:
-                insert_selections(con, run_id, rows)
-
     # ------------------------------------------------------------------ cost
     def cost_by_run(self, run_id: str | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
         sql = ("SELECT l.run_id, l.model, l.purpose, l.via, count(*) AS requests, "
@@ -193,13 +187,6 @@ class LLMStore:
                         "output_file), error_file = coalesce(?, error_file), updated_at = "
                         "current_timestamp WHERE batch_id = ?",
                         [status, output_file, error_file, batch_id])
-
-    # ------------------------------------------------------------- judgments
-    def save_judgments(self, run_id: str, model: str,
-                       rows: Sequence[tuple[str, bool | None, str]]) -> None:
-        if rows:
-            with write(self.path) as con:
-                insert_judgments(con, run_id, model, rows)
 
 
 def insert_selections(con: Any, run_id: str, rows: Sequence[dict[str, Any]]) -> None:

@@ -5,28 +5,25 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from tasks.stage import StageResult
-from tasks.types import Question, Sample, stable_hash, text_key
+from tasks.types import Question, context_key, stable_hash
 
 from .cards import Cards
 from .connection import connect, resolve_path, write
 from .experiments import Experiments
-from .llm import LLMStore, insert_judgments, insert_selections
-from .preferences import Preferences, insert_pairs, replace_solution_sets
+from .llm import LLMStore
+from .preferences import Preferences
 from .quality import Quality
+from .records import check_kinds, insert_embeddings, write_records
 from .rows import (
-    arrow_rows,
-    attr_columns,
     filtered,
-    insert_arrow,
     insert_rejections,
-    insert_validation,
     now,
     to_json,
     vectors_by,
@@ -132,15 +129,28 @@ class Store:
         }
         return [by_id[i] for i in question_ids if i in by_id]
 
-    def representatives(self, model: str) -> tuple[list[str], list[str], list[str], np.ndarray]:
+    def representatives(self, model: str, context_keys: Iterable[str] | None = None
+                        ) -> tuple[list[str], list[str], list[str], np.ndarray]:
         """Questions already kept by dedup, with their stored embeddings: the set that new
-        questions are compared with. Returns (ids, texts, contexts, vectors)."""
+        questions are compared with. With `context_keys`, only those over these contexts
+        (a new question is only ever compared with representatives of its own context),
+        so a refresh reads what its new items need, not the whole warehouse. Returns (ids,
+        texts, contexts, vectors), in question_id order."""
+        keys = None if context_keys is None else sorted(set(context_keys))
+        if keys is not None and not keys:
+            return [], [], [], np.zeros((0, 0), dtype=np.float32)
+        if keys is not None:
+            self._backfill_context_keys()
         with self.connect() as con:
+            if keys is not None:
+                con.register("wanted_contexts", pa.table({"context_key": keys}))
             tbl = con.sql(
-                """
+                f"""
                 SELECT q.question_id, q.text, q.context, e.vector
                 FROM dedup d
                 JOIN questions q ON q.question_id = d.item_id
+                {"JOIN wanted_contexts w ON w.context_key = q.context_key"
+                 if keys is not None else ""}
                 JOIN embeddings e ON e.item_id = q.text_key AND e.model = ?
                 WHERE d.item_id = d.representative_id
                 ORDER BY q.question_id
@@ -150,6 +160,25 @@ class Store:
         ids = tbl.column("question_id").to_pylist()
         return (ids, tbl.column("text").to_pylist(), tbl.column("context").to_pylist(),
                 vectors_of(tbl.column("vector")))
+
+    def _backfill_context_keys(self) -> None:
+        """Questions stored before migration 030 have no context_key: compute theirs once
+        (the key is NFKC normalization, which SQL does not have)."""
+        if getattr(self, "_context_keys_done", False):
+            return
+        with self.connect() as con:
+            missing = con.execute("SELECT count(*) FROM questions WHERE context_key IS NULL"
+                                  ).fetchall()[0][0]
+        if missing:
+            with self.write() as con:
+                rows = con.execute("SELECT question_id, context FROM questions "
+                                   "WHERE context_key IS NULL").fetchall()
+                con.register("backfill", pa.table({
+                    "question_id": [r[0] for r in rows],
+                    "context_key": [context_key(r[1]) for r in rows]}))
+                con.execute("UPDATE questions SET context_key = b.context_key FROM backfill b "
+                            "WHERE questions.question_id = b.question_id")
+        self._context_keys_done = True
 
     # ------------------------------------------------------------ embeddings
     def load_embeddings(self, keys: Sequence[str], model: str) -> dict[str, np.ndarray]:
@@ -165,72 +194,97 @@ class Store:
             ).to_arrow_table()
         return vectors_by(tbl, "item_id")
 
+    def embedded_keys(self, keys: Sequence[str], model: str) -> set[str]:
+        """The keys among `keys` that have a stored vector for `model` (no vector is read)."""
+        if not keys:
+            return set()
+        wanted = pa.table({"item_id": list(dict.fromkeys(keys))})
+        with self.connect() as con:
+            con.register("wanted", wanted)
+            rows = con.execute("SELECT e.item_id FROM embeddings e JOIN wanted USING (item_id) "
+                               "WHERE e.model = ?", [model]).fetchall()
+        return {r[0] for r in rows}
+
     def save_embeddings(self, vectors: dict[str, np.ndarray], model: str) -> int:
         """Insert-or-ignore vectors keyed by text_key; returns how many were offered."""
         if vectors:
             with self.write() as con:
-                _insert_embeddings(con, vectors, model)
+                insert_embeddings(con, vectors, model)
         return len(vectors)
 
     # ------------------------------------------------------- stage writes
     def save_stage(self, run_id: str, result: StageResult[Any]) -> None:
-        """Everything one stage decided, in one transaction: its records (see
-        tasks/stage.py) and its rejections. A question therefore never lands without its
-        dedup verdict, nor a sample without the rejection its verdict implies."""
+        """Everything one stage decided, in one transaction: its records (each kind through
+        its writer, warehouse/records.py) and its rejections. A question therefore never
+        lands without its dedup verdict, nor a sample without the rejection its verdict
+        implies. A record kind without a writer raises UnknownRecordKind before anything
+        is written."""
         rec = result.records
+        check_kinds(rec)
         if not rec and not result.rejections:
             return
         with self.write() as con:
-            _insert_questions(con, run_id, rec.get("questions", ()))
-            by_model: dict[str, dict[str, np.ndarray]] = {}
-            for key, model, vector in rec.get("embeddings", ()):
-                by_model.setdefault(model, {})[key] = vector
-            for model, vectors in by_model.items():
-                _insert_embeddings(con, vectors, model)
-            _insert_dedup(con, run_id, rec.get("dedup", ()))
-            _insert_samples(con, run_id, [*rec.get("unparsed", ()), *rec.get("samples", ())])
-            insert_selections(con, run_id, rec.get("selections", ()))
-            for model, verdicts in _group_judgments(rec.get("judgments", ())).items():
-                insert_judgments(con, run_id, model, verdicts)
-            for suite, success, statistics, results in rec.get("validation", ()):
-                insert_validation(con, run_id, suite, success, statistics, results)
-            replace_solution_sets(con, run_id, rec.get("solution_set_questions", ()),
-                                  rec.get("solution_sets", ()))
-            insert_pairs(con, run_id, rec.get("preference_pairs", ()))
+            write_records(con, run_id, rec)
             insert_rejections(con, run_id, result.rejections)
 
-    def publish_snapshot(self, run_id: str, kept: dict[str, str]) -> int | None:
-        """New snapshot = latest snapshot's items plus `kept` (question_id -> sample_id).
-        Returns the new id, or None when the content equals the latest snapshot's (a rerun
-        publishes nothing new). One transaction: readers see the old or the new snapshot."""
+    def publish_snapshot(self, run_id: str,
+                         kept: Mapping[str, str] | Iterable[tuple[str, str]]) -> int | None:
+        """New snapshot = latest snapshot's items plus `kept` (question_id -> sample_id, or
+        such pairs: the last pair of a question counts). Returns the new id, or None when
+        the content equals the latest snapshot's (a rerun publishes nothing new). One
+        transaction: readers see the old or the new snapshot.
+
+        All in SQL: the snapshot's items never pass through Python, and the content hash
+        is DuckDB's sha256 over the very bytes `stable_hash(sorted(items))` hashed."""
+        new = dict(kept.items() if isinstance(kept, Mapping) else kept)
         with self.write() as con:
-            latest = con.execute(
+            # fetchall: a half-read result blocks register() on this connection.
+            latest = next(iter(con.execute(
                 "SELECT snapshot_id, content_hash FROM snapshots "
                 "ORDER BY snapshot_id DESC LIMIT 1"
-            ).fetchone()
-            items: dict[str, str] = {}
-            if latest:
-                items = dict(con.execute(
-                    "SELECT question_id, sample_id FROM snapshot_items WHERE snapshot_id = ?",
-                    [latest[0]],
-                ).fetchall())
-            for qid, sid in kept.items():
-                items.setdefault(qid, sid)  # an example already published keeps its sample
-            content = stable_hash(sorted(items.items()), length=32)
-            if latest and latest[1] == content:
-                return None
-            if not items:
-                return None
-            snapshot_id = con.execute("SELECT nextval('snapshot_seq')").fetchone()[0]
+            ).fetchall()), None)
+            con.register("kept_items", pa.table({"question_id": list(new),
+                                                 "sample_id": list(new.values())}))
+            # An example already published keeps its sample.
             con.execute(
-                "INSERT INTO snapshots (snapshot_id, run_id, parent_id, n_items, content_hash) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [snapshot_id, run_id, latest[0] if latest else None, len(items), content],
-            )
-            insert_arrow(con, "snapshot_items", pa.table({
-                "question_id": list(items), "sample_id": list(items.values())}),
-                ignore=False, snapshot_id=snapshot_id)
-            return int(snapshot_id)
+                "CREATE OR REPLACE TEMP TABLE next_items AS "
+                "SELECT question_id, sample_id FROM snapshot_items WHERE snapshot_id = $1 "
+                "UNION ALL SELECT k.question_id, k.sample_id FROM kept_items k "
+                "WHERE NOT EXISTS (SELECT 1 FROM snapshot_items s WHERE s.snapshot_id = $1 "
+                "AND s.question_id = k.question_id)", [latest[0] if latest else -1])
+            try:
+                n_items, content = self._content_hash(con)
+                if not n_items or (latest and latest[1] == content):
+                    return None
+                snapshot_id = con.execute("SELECT nextval('snapshot_seq')").fetchone()[0]
+                con.execute(
+                    "INSERT INTO snapshots (snapshot_id, run_id, parent_id, n_items, "
+                    "content_hash) VALUES (?, ?, ?, ?, ?)",
+                    [snapshot_id, run_id, latest[0] if latest else None, n_items, content])
+                con.execute("INSERT INTO snapshot_items (snapshot_id, question_id, sample_id) "
+                            "SELECT ?, question_id, sample_id FROM next_items", [snapshot_id])
+                return int(snapshot_id)
+            finally:
+                con.execute("DROP TABLE IF EXISTS next_items")
+
+    @staticmethod
+    def _content_hash(con: Any) -> tuple[int, str]:
+        """(items, content hash) of `next_items`: sha256 of the JSON text of the sorted
+        (question_id, sample_id) pairs, as tasks.types.stable_hash writes it. Ids are hex
+        digests, which JSON writes as they are; any other id (a quote, a backslash, a
+        control character) is hashed in Python instead."""
+        n, plain = con.execute(
+            "SELECT count(*), coalesce(bool_and(NOT regexp_matches(question_id || sample_id, "
+            "'[\"\\\\\\x00-\\x1f]')), true) FROM next_items").fetchall()[0]
+        if not plain:
+            pairs = con.execute("SELECT question_id, sample_id FROM next_items "
+                                "ORDER BY question_id, sample_id").fetchall()
+            return int(n), stable_hash([tuple(p) for p in pairs], length=32)
+        digest = con.execute(
+            "SELECT sha256('[[' || coalesce(string_agg('[\"' || question_id || '\", \"' "
+            "|| sample_id || '\"]', ', ' ORDER BY question_id, sample_id), '') || ']]') "
+            "FROM next_items").fetchall()[0][0]
+        return int(n), digest[:32]
 
     # ------------------------------------------------------------ browsing
     def query(self, sql: str, params: Sequence[Any] | None = None
@@ -272,67 +326,3 @@ class Store:
             "snapshot_id FROM run_summary ORDER BY started_at DESC LIMIT ?",
             [limit],
         )
-
-
-_SAMPLE_COLUMNS = {
-    **attr_columns("sample_id", "question_id", "teacher", "model", "prompt_version"),
-    "sample_idx": (lambda s: s.sample_idx, pa.int32()),
-    "gen_params": (lambda s: to_json(s.gen_params), None),
-    **attr_columns("raw", "program", "exec_status", "exec_error", "predicted", "correct",
-                   "tokens_in", "tokens_out", "cost_usd", "latency_ms",
-                   raw=pa.string(), program=pa.string(), exec_status=pa.string(),
-                   exec_error=pa.string(), predicted=pa.string(), correct=pa.bool_(),
-                   tokens_in=pa.int32(), tokens_out=pa.int32(), cost_usd=pa.float64(),
-                   latency_ms=pa.float64()),
-    "meta": (lambda s: to_json(s.meta) if s.meta else None, pa.string()),
-}
-
-_QUESTION_COLUMNS = {
-    **attr_columns("question_id", "text"),
-    "context": (lambda q: q.context or "", None),
-    **attr_columns("source", "source_id", "gold_answer", "gold_program", "difficulty",
-                   source_id=pa.string(), gold_answer=pa.string(), gold_program=pa.string(),
-                   difficulty=pa.int32()),
-    "meta": (lambda q: to_json(q.meta), None),
-    "text_key": (lambda q: text_key(q.text), None),
-}
-
-
-def _insert_questions(con: Any, run_id: str, questions: Sequence[Question]) -> None:
-    insert_arrow(con, "questions", arrow_rows(questions, _QUESTION_COLUMNS), run_id=run_id)
-
-
-def _insert_samples(con: Any, run_id: str, samples: Sequence[Sample]) -> None:
-    insert_arrow(con, "samples", arrow_rows(samples, _SAMPLE_COLUMNS), run_id=run_id)
-
-
-def _insert_dedup(con: Any, run_id: str,
-                  rows: Sequence[tuple[str, str, float, str]]) -> None:
-    insert_arrow(con, "dedup", pa.table({
-        "item_id": [r[0] for r in rows],
-        "representative_id": [r[1] for r in rows],
-        "similarity": pa.array([float(r[2]) for r in rows], type=pa.float64()),
-        "method": [r[3] for r in rows],
-    }), run_id=run_id)
-
-
-
-def _group_judgments(rows: Iterable[tuple[Any, ...]]
-                     ) -> dict[str, list[tuple[str, bool | None, str]]]:
-    """Judgment records are (question_id, solvable, reason, model)."""
-    out: dict[str, list[tuple[str, bool | None, str]]] = {}
-    for qid, solvable, reason, model in rows:
-        out.setdefault(model, []).append((qid, solvable, reason))
-    return out
-
-
-def _insert_embeddings(con: Any, vectors: dict[str, np.ndarray], model: str) -> None:
-    keys = list(vectors)
-    insert_arrow(con, "embeddings", pa.table({
-        "item_id": keys,
-        "vector": pa.array([np.asarray(vectors[k], dtype=np.float32) for k in keys],
-                           type=pa.list_(pa.float32())),
-    }), model=model)
-
-
-

@@ -20,11 +20,14 @@ from tasks.errors import InputError
 def _check_inputs(config: RefreshConfig) -> None:
     """Validate the input before the flow starts, so a bad file is one clear line and
     nothing reaches the warehouse (synthesis needs the teacher: checked in the flow)."""
-    from tasks.sources import load_questions
+    from tasks.sources import load_questions, parse_spec
 
     src = config.source
     if not src.synthesized:
-        load_questions(src.source, n=src.n, seed=src.seed)
+        # The generator reads no input: its first item checks the spec, and a million are
+        # not drawn twice.
+        procedural = parse_spec(src.source)[0] == "procedural"
+        load_questions(src.source, n=1 if procedural else src.n, seed=src.seed)
     for spec in config.decontamination.decontaminate:
         load_questions(spec)
 

@@ -3,12 +3,15 @@
 Design (measured on the 2-core CI machine, see the numbers in the docstring of
 `execute_programs`):
 
-* Programs never run in the caller's process. Each call starts its own small pool of worker
-  processes (`python -I -S tasks/sandbox_worker.py`, empty environment, cwd a temp dir, stdin
-  a pipe that only carries program batches; a program's own stdin is /dev/null). A per-call
-  pool means no global state: calls from Prefect's thread pool or a Dask worker never share
-  or race on workers, and every process and temp dir is gone when the call returns, also on
-  exceptions. Starting a worker costs ~40 ms, small next to a batch.
+* Programs never run in the caller's process. A `SandboxPool` holds a few worker processes
+  (`python -I -S tasks/sandbox_worker.py`, empty environment, cwd a temp dir, stdin a pipe
+  that only carries program batches; a program's own stdin is /dev/null) behind one queue of
+  program chunks. A pipeline stage uses its process's shared pool (`shared_pool`): every
+  chunk of every stage, from any thread, runs on the same `workers` processes, so a run
+  never holds more sandbox processes than that however many chunks are in flight (one pool
+  per call used to mean 176 workers on 2 cores at 100k). A plain `execute_programs` call
+  without a pool starts its own and closes it before returning: no process or temp dir
+  outlives it. Starting a worker costs ~40 ms.
 * Each worker receives batches of programs (one JSON line per batch, no round trip per
   program) and forks one child per program. The child applies rlimits (address space, CPU,
   file size, open files, processes), drops to uid `nobody` when we are root, installs an audit
@@ -28,6 +31,7 @@ Design (measured on the 2-core CI machine, see the numbers in the docstring of
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -174,32 +178,80 @@ class _Worker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class _Run:
-    """State of one execute_programs call: its own workers, temp root and result slots."""
+class _Job:
+    """One `run` of a pool: its programs, result slots and the chunks still out."""
 
-    def __init__(self, programs: list[str], timeout_s: float, memory_mb: int,
-                 workers: int) -> None:
+    def __init__(self, programs: list[str], chunks: int) -> None:
         self.programs = programs
-        self.timeout_s = timeout_s
-        self.memory_mb = memory_mb
         self.results: list[ExecResult | None] = [None] * len(programs)
-        size = max(1, min(_MAX_CHUNK, -(-len(programs) // (workers * _CHUNKS_PER_WORKER))))
-        self.chunks: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for start in range(0, len(programs), size):
-            self.chunks.put(start)
-        self.chunk_size = size
+        self.pending = chunks
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.cancelled = False
+
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            self.error = self.error or exc
+        self.cancelled = True
+
+    def chunk_done(self) -> None:
+        with self.lock:
+            self.pending -= 1
+            if self.pending == 0:
+                self.done.set()
+
+
+class SandboxPool:
+    """`workers` sandbox worker processes behind one queue of program chunks: however many
+    threads call `run` at once, at most `workers` workers are alive (each owned by one
+    feeder thread: PR_SET_PDEATHSIG fires when the *thread* that started a worker exits, so
+    a feeder lives as long as its worker). `idle_s`: a feeder closes its worker after that
+    long without work (None: never), so a long-lived process does not keep them around."""
+
+    def __init__(self, timeout_s: float, memory_mb: int, workers: int,
+                 idle_s: float | None = None) -> None:
+        if timeout_s <= 0 or memory_mb <= 0:
+            raise ValueError("timeout_s and memory_mb must be positive")
+        self.timeout_s, self.memory_mb, self.workers = timeout_s, memory_mb, max(1, workers)
+        self.idle_s = idle_s
+        self.pid = os.getpid()
         self.root = tempfile.mkdtemp(prefix="distillery-exec-", dir=_scratch_dir())
         os.chmod(self.root, 0o711)
+        self.tasks: queue.SimpleQueue[tuple[_Job, int, int] | None] = queue.SimpleQueue()
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.live: set[_Worker] = set()
-        self.errors: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._feed, name=f"sandbox-feeder-{k}",
+                                         daemon=True) for k in range(self.workers)]
+        for thread in self.threads:
+            thread.start()
+
+    def run(self, programs: list[str]) -> list[ExecResult]:
+        """Results of `programs` in order (thread-safe; calls share the workers)."""
+        if not programs:
+            return []
+        if self.stop.is_set():
+            raise SandboxError("the sandbox pool is closed")
+        size = max(1, min(_MAX_CHUNK, -(-len(programs) // (self.workers * _CHUNKS_PER_WORKER))))
+        starts = range(0, len(programs), size)
+        job = _Job(programs, len(starts))
+        for start in starts:
+            self.tasks.put((job, start, min(start + size, len(programs))))
+        try:
+            job.done.wait()
+        except BaseException:  # e.g. Ctrl-C while waiting: the rest of the job is dropped
+            job.cancelled = True
+            raise
+        if job.error is not None:
+            raise job.error
+        return job.results  # type: ignore[return-value]
 
     def _spawn(self) -> _Worker:
         worker = _Worker(self.root, self.timeout_s, self.memory_mb)
         with self.lock:
             self.live.add(worker)
-        if self.stop.is_set():  # a cleanup ran while we were starting
+        if self.stop.is_set():  # a close ran while we were starting
             worker.kill()
         return worker
 
@@ -208,64 +260,127 @@ class _Run:
             self.live.discard(worker)
         worker.close()
 
-    def drive(self) -> None:
-        """Body of one feeder thread. It owns at most one worker at a time and closes it
-        itself: PR_SET_PDEATHSIG fires when the *thread* that started a worker exits."""
+    def _feed(self) -> None:
+        """Body of one feeder thread: takes chunks, owns at most one worker at a time."""
         worker: _Worker | None = None
-        failures = 0
         try:
-            while not self.stop.is_set():
+            while True:
                 try:
-                    start = self.chunks.get_nowait()
-                except queue.Empty:
+                    item = self.tasks.get(timeout=self.idle_s if worker else None)
+                except queue.Empty:  # idle: give the worker's memory back
+                    self._retire(worker)  # type: ignore[arg-type]
+                    worker = None
+                    continue
+                if item is None:
                     return
-                pos, end = start, min(start + self.chunk_size, len(self.programs))
-                while pos < end and not self.stop.is_set():
-                    if worker is None:
-                        try:
-                            worker = self._spawn()
-                        except SandboxError:
-                            failures += 1
-                            if failures >= _MAX_SPAWN_FAILURES:
-                                raise
-                            continue
-                    try:
-                        worker.run_batch(self.programs[pos:end], self.results, pos)
-                        pos = end
-                    except _WorkerGone as gone:
-                        # Programs before `done` have results; the one in flight took the
-                        # worker down (or the worker hung on it): report it, respawn, go on.
-                        pos += gone.done
-                        if pos < end and not self.stop.is_set():
-                            self.results[pos] = ExecResult(
-                                status="killed", error=f"sandbox {gone.reason}")
-                            pos += 1
+                job, pos, end = item
+                try:
+                    worker = self._chunk(worker, job, pos, end)
+                except BaseException as exc:  # surfaced by run() in the caller's thread
+                    job.fail(exc)
+                    if worker is not None:
                         worker.kill()
                         self._retire(worker)
                         worker = None
-        except BaseException as exc:  # surfaced by execute_programs after cleanup
-            with self.lock:
-                self.errors.append(exc)
-            self.stop.set()
+                finally:
+                    job.chunk_done()
         finally:
             if worker is not None:
                 self._retire(worker)
 
-    def shutdown(self) -> None:
-        self.stop.set()
-        with self.lock:
-            for worker in self.live:
+    def _chunk(self, worker: _Worker | None, job: _Job, pos: int, end: int) -> _Worker | None:
+        failures = 0
+        while pos < end and not job.cancelled and not self.stop.is_set():
+            if worker is None:
+                try:
+                    worker = self._spawn()
+                except SandboxError:
+                    failures += 1
+                    if failures >= _MAX_SPAWN_FAILURES:
+                        raise
+                    continue
+            try:
+                worker.run_batch(job.programs[pos:end], job.results, pos)
+                pos = end
+            except _WorkerGone as gone:
+                # Programs before `done` have results; the one in flight took the worker
+                # down (or the worker hung on it): report it, respawn, go on.
+                pos += gone.done
+                if pos < end and not self.stop.is_set():
+                    job.results[pos] = ExecResult(status="killed",
+                                                  error=f"sandbox {gone.reason}")
+                    pos += 1
                 worker.kill()
+                self._retire(worker)
+                worker = None
+        if pos < end and not job.cancelled:
+            job.fail(SandboxError("the sandbox pool was closed during a run"))
+        return worker
+
+    def close(self, kill: bool = False) -> None:
+        """Stop the feeders (after the chunks queued so far, or at once with `kill`), close
+        every worker and remove the scratch dir."""
+        if kill:
+            self.stop.set()
+            with self.lock:
+                for worker in self.live:
+                    worker.kill()
+        for _ in self.threads:
+            self.tasks.put(None)
+        if os.getpid() == self.pid:
+            for thread in self.threads:
+                if thread is not threading.current_thread():
+                    thread.join()
+        self.stop.set()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_shared: dict[tuple[float, int, int], SandboxPool] = {}
+_shared_lock = threading.Lock()
+# A shared pool's workers close after this long without programs: a scheduled-refresh
+# server keeps no sandbox processes between runs.
+SHARED_IDLE_S = 30.0
+
+
+def shared_pool(timeout_s: float, memory_mb: int, workers: int | None = None) -> SandboxPool:
+    """This process's pool for these limits, started on first use and reused by every later
+    call (every chunk of every stage in a run, from any thread): the process never holds
+    more than `workers` sandbox workers per limit setting, however many chunks run at once.
+    A Dask worker process gets its own. Pools of other limits are closed once idle."""
+    key = (float(timeout_s), int(memory_mb), max(1, workers or _cpu_count()))
+    with _shared_lock:
+        pool = _shared.get(key)
+        if pool is not None and pool.pid != os.getpid():  # inherited through fork: not ours
+            _shared.clear()
+            pool = None
+        if pool is None:
+            for other in list(_shared.values()):
+                other.close()
+            _shared.clear()
+            pool = _shared[key] = SandboxPool(*key, idle_s=SHARED_IDLE_S)
+        return pool
+
+
+@atexit.register
+def _close_shared() -> None:
+    for pool in list(_shared.values()):
+        if pool.pid == os.getpid():
+            pool.close(kill=True)
 
 
 def execute_programs(programs: Sequence[str], *, timeout_s: float = 2.0, memory_mb: int = 512,
-                     workers: int | None = None) -> list[ExecResult]:
+                     workers: int | None = None, pool: SandboxPool | None = None
+                     ) -> list[ExecResult]:
     """Run each program in the sandbox; results in input order.
 
     status per program: ok (value = JSON-able `ans`), no_ans, error (exception or syntax
     error, one-line message), timeout (wall clock `timeout_s` or CPU limit), memory
     (MemoryError under the `memory_mb` address-space limit), killed (the process died: signal,
     os._exit, ...). A non-string program is an error result, not an exception.
+
+    `pool`: run on that pool (its limits apply; see `shared_pool`). Without one the call
+    starts a pool of `workers` (default: one per core) and closes it before returning, so
+    no process or temp dir outlives the call.
 
     Programs may import only math, cmath, fractions, decimal, statistics, itertools,
     functools, collections, datetime, re, operator, numbers, heapq, bisect, string.
@@ -286,24 +401,17 @@ def execute_programs(programs: Sequence[str], *, timeout_s: float = 2.0, memory_
         for p in items
     ]
     if runnable:
-        n_workers = max(1, min(workers or _cpu_count(), len(runnable)))
-        run = _Run([items[i] for i in runnable], timeout_s, memory_mb, n_workers)
-        threads = [threading.Thread(target=run.drive, name=f"sandbox-feeder-{k}", daemon=True)
-                   for k in range(n_workers)]
-        try:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        finally:
-            run.shutdown()
-            for thread in threads:
-                if thread.is_alive():
-                    thread.join()
-            shutil.rmtree(run.root, ignore_errors=True)
-        if run.errors:
-            raise run.errors[0]
-        for i, result in zip(runnable, run.results, strict=True):
+        todo = [items[i] for i in runnable]
+        if pool is not None:
+            ran = pool.run(todo)
+        else:
+            own = SandboxPool(timeout_s, memory_mb,
+                              max(1, min(workers or _cpu_count(), len(todo))))
+            try:
+                ran = own.run(todo)
+            finally:
+                own.close(kill=True)
+        for i, result in zip(runnable, ran, strict=True):
             results[i] = result
     missing = [i for i, r in enumerate(results) if r is None]
     if missing:  # only reachable through a bug: never hand back a partial list silently

@@ -21,14 +21,14 @@ def save_tiny_base(examples: Sequence[Any], out: str | Path, seed: int) -> Path:
     return Path(out)
 
 
-def unverified_rows(questions: Sequence[Any], error_rate: float,
-                    seed: int) -> tuple[list[dict[str, Any]], int]:
+def unverified_rows(questions: Sequence[Any], error_rate: float, seed: int,
+                    noise: str = "independent") -> tuple[list[dict[str, Any]], int]:
     """(prompt/completion rows, how many are wrong): the noisy teacher's programs for these
     questions, taken as they come (no execution, no check), as the unverified arm trains."""
     from tasks.experiments.student import example_messages
     from tasks.teachers.noisy import NoisyTeacher
 
-    made = NoisyTeacher(error_rate=error_rate, seed=seed).run(list(questions))
+    made = NoisyTeacher(error_rate=error_rate, seed=seed, noise=noise).run(list(questions))
     by_id = {q.question_id: q for q in questions}
     rows = []
     for s in made.kept:

@@ -32,27 +32,29 @@ class Rung(BaseModel):
     size: int            # training examples (0: not known before training, e.g. DPO pairs)
     subset_id: str | None = None
     error_rate: float = 0.0  # the unverified arm: share of its training programs made wrong
+    noise: str = "independent"  # ... each question its own mistake, or one per question type
     repeat: int = 0
     train_seed: int = 0
     group: str           # rungs equal but for their seed share it (tables, intervals)
 
 
 def _repeats(name: str, curve: str, arm: Arm, size: int, subset_id: str | None,
-             train_seed: int, repeats: int, error_rate: float = 0.0) -> list[Rung]:
+             train_seed: int, repeats: int, error_rate: float = 0.0,
+             noise: str = "independent") -> list[Rung]:
     """K copies of a rung, seeds train_seed, train_seed + 1, ...; one copy keeps its plain
     name (the layout of runs made before repeats existed)."""
     return [Rung(name=name if repeats == 1 else f"{name}-s{r}", curve=curve, arm=arm, size=size,
-                 subset_id=subset_id, error_rate=error_rate, repeat=r,
+                 subset_id=subset_id, error_rate=error_rate, noise=noise, repeat=r,
                  train_seed=train_seed + r, group=f"{curve}@{size}")
             for r in range(repeats)]
 
 
 def plan_finetune(subset_id: str, size: int, curve: str, train_seed: int,
-                  unverified_rate: float = 0.0) -> list[Rung]:
+                  unverified_rate: float = 0.0, noise: str = "independent") -> list[Rung]:
     """One model on one subset (or on the unverified arm's programs for its questions)."""
     if unverified_rate > 0:
-        return _repeats("model", _unverified(unverified_rate), "unverified", size, subset_id,
-                        train_seed, 1, unverified_rate)
+        return _repeats("model", _unverified(unverified_rate, noise), "unverified", size,
+                        subset_id, train_seed, 1, unverified_rate, noise)
     return _repeats("model", curve, "verified", size, subset_id, train_seed, 1)
 
 
@@ -63,7 +65,7 @@ def plan_dpo(curve: str, train_seed: int) -> list[Rung]:
 
 def plan_ladder(subsets: Mapping[str, Mapping[int, str]], *, sizes: Sequence[int],
                 arm_sizes: Sequence[int], unverified_rate: float, train_seed: int,
-                repeats: int = 1, mix: str = "") -> list[Rung]:
+                repeats: int = 1, mix: str = "", noise: str = "independent") -> list[Rung]:
     """The ladder's rungs. `subsets`: strategy -> size -> subset id, the first strategy
     first. The first strategy trains at every size; the other strategies and the unverified
     arm (on the first strategy's subsets) at `arm_sizes` (empty: every size). A mixed
@@ -80,11 +82,13 @@ def plan_ladder(subsets: Mapping[str, Mapping[int, str]], *, sizes: Sequence[int
     if unverified_rate > 0:
         for size in sizes:
             if size in at_arm:
-                rungs += _repeats(f"unverified-n{size}", _unverified(unverified_rate),
+                rungs += _repeats(f"unverified-n{size}", _unverified(unverified_rate, noise),
                                   "unverified", size, subsets[strategies[0]][size],
-                                  train_seed, repeats, unverified_rate)
+                                  train_seed, repeats, unverified_rate, noise)
     return rungs
 
 
-def _unverified(rate: float) -> str:
+def _unverified(rate: float, noise: str = "independent") -> str:
+    if noise == "repeating":  # a share of the question types, each always wrong the same way
+        return f"unverified ({rate:.0%} of types wrong)"
     return f"unverified ({rate:.0%} wrong)"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from tasks.llm.client import resolve_base_url
 from tasks.llm.config import LLMConfig
@@ -32,7 +32,7 @@ from tasks.llm.core import (
     usage_of,
 )
 from tasks.pricing import price_for
-from tasks.stage import StageResult, reject
+from tasks.stage import Stage, StageResult, reject
 from tasks.types import Rejection
 
 I = TypeVar("I")  # noqa: E741 - the conventional name of the input type
@@ -60,7 +60,7 @@ class LLMFailure:
 Outcome = Any  # O | Rejection | LLMFailure
 
 
-class LLMStep(Generic[I, O]):
+class LLMStep(Stage[I, O]):
     """Subclasses set `name` (the stage), `purpose` (llm_requests.purpose), `prefix` (of its
     counts) and implement `item_id`, `prompt` and `parse`; `settle` may be overridden to
     decide per item from all its outcomes (the teacher's K samples)."""
@@ -137,9 +137,8 @@ class LLMStep(Generic[I, O]):
                     continue
                 outcomes.extend(self._read(item, req, resp))
             self.settle(item, outcomes, result)
+        # The limit over time (stats.limits) is already stored by complete_all.
         result.counts.update(stats.as_counts(self.prefix))
-        if stats.limits:
-            result.records["llm_limits"] = [(self.purpose, *row) for row in stats.limits]
         return result
 
     def _read(self, item: I, req: LLMRequest, resp: dict[str, Any]) -> list[Outcome]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +16,14 @@ def _procedural(arg: str, n: int | None, seed: int) -> list[Question]:
     from .procedural import generate_questions
 
     return generate_questions(n if n is not None else 1000, seed=seed, split=arg or "train")
+
+
+def _procedural_stream(arg: str, n: int | None, seed: int,
+                       batch_size: int) -> Iterator[list[Question]]:
+    from .procedural import question_batches as procedural_batches
+
+    yield from procedural_batches(n if n is not None else 1000, seed=seed,
+                                  split=arg or "train", batch_size=batch_size)
 
 
 def _gsm8k(arg: str, n: int | None, seed: int) -> list[Question]:
@@ -60,18 +68,20 @@ def _tatqa_evaluable(q: Question) -> bool:
 @dataclass(frozen=True)
 class SourceKind:
     """One kind of question source: how to load it (`arg` is what follows the colon; `n`
-    items at most, `seed` for generators), whether it needs that argument, whether `n`
-    reads the file's head (a file) or makes n items (a generator), and which of its
-    questions an evaluation keeps."""
+    items at most, `seed` for generators), how to stream it in batches when it can,
+    whether it needs that argument, whether `n` reads the file's head (a file) or makes n
+    items (a generator), and which of its questions an evaluation keeps."""
 
     load: Callable[[str, int | None, int], list[Question]]
     needs_arg: bool = True
     generated: bool = False
     evaluable: Callable[[Question], bool] = _gold
+    stream: Callable[[str, int | None, int, int], Iterator[list[Question]]] | None = None
 
 
 SOURCES: dict[str, SourceKind] = {
-    "procedural": SourceKind(_procedural, needs_arg=False, generated=True),
+    "procedural": SourceKind(_procedural, needs_arg=False, generated=True,
+                             stream=_procedural_stream),
     "gsm8k": SourceKind(_gsm8k),
     "tatqa": SourceKind(_tatqa, evaluable=_tatqa_evaluable),
     "jsonl": SourceKind(_jsonl),
@@ -99,6 +109,21 @@ def load_questions(spec: str, n: int | None = None, seed: int = 0) -> list[Quest
     return SOURCES[kind].load(arg, n, seed)
 
 
+def question_batches(spec: str, n: int | None = None, seed: int = 0,
+                     batch_size: int = 50_000) -> Iterator[list[Question]]:
+    """The questions of `load_questions`, in the same order, a batch at a time. A source
+    that streams (the procedural generator: a million items never sit in memory at once)
+    streams; file and hub sources are small and are loaded whole, then cut."""
+    kind, arg = parse_spec(spec)
+    source = SOURCES[kind]
+    if source.stream is not None:
+        yield from source.stream(arg, n, seed, batch_size)
+        return
+    questions = source.load(arg, n, seed)
+    for start in range(0, len(questions), batch_size):
+        yield questions[start:start + batch_size]
+
+
 class SourceConfig(BaseModel):
     """Where questions come from."""
 
@@ -119,4 +144,4 @@ class SourceConfig(BaseModel):
 
 
 __all__ = ["SOURCES", "SOURCE_KINDS", "InputError", "Question", "SourceConfig", "SourceKind",
-           "load_questions", "parse_spec"]
+           "load_questions", "parse_spec", "question_batches"]

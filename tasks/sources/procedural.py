@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import random
 import re
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tasks.experiments.abstention import ABSTAIN, ABSTAIN_PROGRAM
@@ -461,56 +464,124 @@ def generate_questions(n: int, seed: int = 0, split: str = "train",
     know") and the reason in `meta["abstain_reason"]`; the others are the same items as
     without it (a separate seeded draw decides).
     """
+    return [q for batch in question_batches(n, seed, split, unanswerable) for q in batch]
+
+
+def question_batches(n: int, seed: int = 0, split: str = "train",
+                     unanswerable: float | None = None, batch_size: int = 50_000
+                     ) -> Iterator[list[Question]]:
+    """The items of `generate_questions`, in order, `batch_size` at a time: memory stays
+    at a few bytes per item drawn so far (see `_Stream`), not a Question per item."""
     split, rate = parse_split(split)
     rate = rate if unanswerable is None else unanswerable
-    out, specs = _generate(n, seed, split)
-    if rate > 0:
-        for i, (q, spec) in enumerate(zip(out, specs, strict=True)):
+    stream = _Stream(seed, split)
+    batch: list[Question] = []
+    for i in range(n):
+        q, spec = stream.item(i)
+        if rate > 0:
             rng = random.Random(f"procedural:{split}:{seed}:unanswerable:{i}")
             if rng.random() < rate:
-                out[i] = _unanswerable(spec, q, rng) or q
-    return out
+                q = _unanswerable(spec, q, rng) or q
+        batch.append(q)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
-def _generate(n: int, seed: int, split: str) -> tuple[list[Question], list[_Spec]]:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    out: list[Question] = []
-    specs: list[_Spec] = []
-    phrasings_used: dict[str, set[int]] = {}  # underlying_id -> phrasings already emitted
-    tables: dict[int, _Table] = {}
-    for i in range(n):
-        # Split name first keeps heldout RNG streams disjoint from train for every seed.
-        rng = random.Random(f"procedural:{split}:{seed}:{i}")
+class _Stream:
+    """The generator's state. Paraphrases and duplicates look back at any earlier item, so
+    it keeps, per item drawn: the index of the fresh item whose spec it uses (4 bytes), its
+    phrasing (1 byte) and its spec's id (8 bytes), plus the phrasings used per spec id. A
+    spec (and its table) is rebuilt on demand by replaying its item's draws, which are a
+    pure function of (seed, split, index) and of the ids drawn before it in its table."""
+
+    spec_cache = 4096  # specs kept for look-backs (a paraphrase of a recent item is common)
+    table_cache = 64
+
+    def __init__(self, seed: int, split: str) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.seed, self.split = seed, split
+        self.root = array("l")      # item -> index of the fresh item whose spec it uses
+        self.phrasing = bytearray()  # item -> phrasing id
+        self.uid = array("Q")       # item -> its spec's underlying_id (16 hex digits)
+        self.phrasings_used: dict[int, int] = {}  # underlying_id -> bit set of phrasings
+        self.specs: OrderedDict[int, _Spec] = OrderedDict()    # fresh index -> spec (LRU)
+        self.tables: OrderedDict[int, _Table] = OrderedDict()  # block -> table (LRU)
+
+    def _rng(self, i: int) -> random.Random:
+        return random.Random(f"procedural:{self.split}:{self.seed}:{i}")
+
+    def _table(self, block: int) -> _Table:
+        table = self.tables.get(block)
+        if table is None:
+            table = _make_table(random.Random(
+                f"procedural:{self.split}:{self.seed}:table:{block}"))
+            self.tables[block] = table
+            if len(self.tables) > self.table_cache:
+                self.tables.popitem(last=False)
+        return table
+
+    def _draw(self, i: int, rng: random.Random) -> tuple[_Spec, int]:
+        """A fresh item's spec and phrasing, from its rng after the rate draws."""
+        block = i // QUESTIONS_PER_TABLE
+        table = self._table(block)
+        taken = set(self.uid[block * QUESTIONS_PER_TABLE:i])
+        spec = None
+        while spec is None or int(spec.underlying_id, 16) in taken:  # kinds always fit
+            spec = _spec(table, rng)
+        return spec, rng.choice(_phrasing_ids(spec.kind, self.split))
+
+    def _spec_of(self, i: int) -> _Spec:
+        """The spec item `i` uses, rebuilt by replay when it is no longer cached."""
+        k = self.root[i]
+        spec = self.specs.get(k)
+        if spec is None:
+            rng = self._rng(k)
+            r = rng.random()
+            if k and r < DUPLICATE_RATE + PARAPHRASE_RATE:  # a paraphrase with no phrasing
+                rng.randrange(k)                             # left fell through to here
+            spec, _ = self._draw(k, rng)
+            self._remember(k, spec)
+        return spec
+
+    def _remember(self, k: int, spec: _Spec) -> None:
+        self.specs[k] = spec
+        if len(self.specs) > self.spec_cache:
+            self.specs.popitem(last=False)
+
+    def _append(self, root: int, phrasing: int, uid: int) -> None:
+        self.root.append(root)
+        self.phrasing.append(phrasing)
+        self.uid.append(uid)
+
+    def item(self, i: int) -> tuple[Question, _Spec]:
+        """Item i (call with i = 0, 1, 2, ... in order) and its spec."""
+        rng = self._rng(i)
         r = rng.random()
         if i and r < DUPLICATE_RATE:
             j = rng.randrange(i)
-            src = out[j]
-            out.append(Question(src.text, src.source, src.context, src.gold_answer,
-                                src.gold_program, src.difficulty, f"procedural:{split}:{seed}:{i}",
-                                {**src.meta, "origin": "duplicate"}))
-            specs.append(specs[j])
-            continue
+            spec = self._spec_of(j)
+            self._append(self.root[j], self.phrasing[j], self.uid[j])
+            # A verbatim copy of item j under this item's source_id.
+            return _question(spec, self.phrasing[j], self.split, self.seed, i,
+                             "duplicate"), spec
         if i and r < DUPLICATE_RATE + PARAPHRASE_RATE:
-            spec = specs[rng.randrange(i)]
-            free = [p for p in _phrasing_ids(spec.kind, split)
-                    if p not in phrasings_used[spec.underlying_id]]
+            j = rng.randrange(i)
+            spec = self._spec_of(j)
+            uid = self.uid[j]
+            used = self.phrasings_used[uid]
+            free = [p for p in _phrasing_ids(spec.kind, self.split) if not used >> p & 1]
             if free:
                 p = rng.choice(free)
-                phrasings_used[spec.underlying_id].add(p)
-                out.append(_question(spec, p, split, seed, i, "paraphrase"))
-                specs.append(spec)
-                continue
-        block = i // QUESTIONS_PER_TABLE
-        if block not in tables:
-            tables[block] = _make_table(random.Random(f"procedural:{split}:{seed}:table:{block}"))
-        table = tables[block]
-        taken = {s.underlying_id for s in specs[block * QUESTIONS_PER_TABLE:]}
-        spec = None
-        while spec is None or spec.underlying_id in taken:  # kinds always fit some draw
-            spec = _spec(table, rng)
-        p = rng.choice(_phrasing_ids(spec.kind, split))
-        phrasings_used.setdefault(spec.underlying_id, set()).add(p)
-        out.append(_question(spec, p, split, seed, i, "fresh"))
-        specs.append(spec)
-    return out, specs
+                self.phrasings_used[uid] = used | 1 << p
+                self._append(self.root[j], p, uid)
+                return _question(spec, p, self.split, self.seed, i, "paraphrase"), spec
+        spec, p = self._draw(i, rng)
+        uid = int(spec.underlying_id, 16)
+        self.phrasings_used[uid] = self.phrasings_used.get(uid, 0) | 1 << p
+        self._remember(i, spec)
+        self._append(i, p, uid)
+        return _question(spec, p, self.split, self.seed, i, "fresh"), spec

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from tasks.stage import StageResult
+from tasks.stage import Stage, StageResult
 from tasks.types import Question, Sample
 
 STAGE = "teacher"
@@ -30,7 +30,7 @@ class Selection:
 
 
 @runtime_checkable
-class Teacher(Protocol):
+class Teacher(Stage[Question, Sample], Protocol):
     """name is always "teacher" (the stage name); `kind` tells teachers apart in samples.
 
     `run` returns the samples that carry a program in `kept`, the questions none of whose

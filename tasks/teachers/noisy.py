@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.answers import answers_match
 from tasks.render import render_completion
-from tasks.stage import StageResult
+from tasks.stage import Stage, StageResult
 from tasks.teachers.base import Selection
 from tasks.teachers.mistakes import MISTAKES, PLAN_VERSION, MistakePlan, apply_mistakes
 from tasks.teachers.mistakes import question_types as _question_types
@@ -255,7 +255,7 @@ class NoisyTeacherConfig(BaseModel):
                                           "the misunderstood ones, instead of drawing them")
 
 
-class NoisyTeacher:
+class NoisyTeacher(Stage[Question, Sample]):
     """Teacher stage: the reference program, wrong for about `error_rate` of the questions
     (independent) or on every question of about `error_rate` of the question types
     (repeating)."""

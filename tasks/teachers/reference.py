@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.answers import ANNOTATION, SCALE_FACTORS, answers_match, parse_number
-from tasks.stage import StageResult
+from tasks.stage import Stage, StageResult
 from tasks.teachers.base import Selection
 from tasks.types import Question, Rejection, Sample
 
@@ -95,6 +95,13 @@ def parse_arithmetic(expr: str, names: Collection[str] = ()) -> ast.Expression:
         tree = ast.parse(expr, mode="eval")
     except (SyntaxError, ValueError) as exc:
         raise UnsafeExpression(f"not an expression: {getattr(exc, 'msg', exc)}") from None
+    check_arithmetic(tree, names)
+    return tree
+
+
+def check_arithmetic(tree: ast.AST, names: Collection[str] = ()) -> None:
+    """Raise UnsafeExpression unless `tree` is only numbers (int, float; never bool),
+    `names`, the arithmetic operators and parentheses."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Expression | ast.operator | ast.unaryop | ast.expr_context):
             continue
@@ -107,7 +114,6 @@ def parse_arithmetic(expr: str, names: Collection[str] = ()) -> ast.Expression:
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in names:
             continue
         raise UnsafeExpression(f"disallowed syntax: {type(node).__name__}")
-    return tree
 
 
 def evaluate(tree: ast.AST, env: dict[str, float] | None = None) -> float:
@@ -470,7 +476,7 @@ class ReferenceTeacherConfig(BaseModel):
     kind: Literal["reference"] = Field("reference", description="teacher kind")
 
 
-class ReferenceTeacher:
+class ReferenceTeacher(Stage[Question, Sample]):
     """Teacher stage over gold annotations. Pure and chunked: on Dask the conversion runs on
     the workers like execution."""
 
