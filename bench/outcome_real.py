@@ -64,6 +64,7 @@ def _log(msg: str) -> None:
 
 # --------------------------------------------------------------------------- settings
 def _args(argv: list[str] | None = None) -> argparse.Namespace:
+    global OUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--deadline", default="", help="HH:MM (local): no job starts after it "
@@ -80,13 +81,20 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--grad-accum", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=150)
+    ap.add_argument("--max-steps", type=int, default=0, help="> 0: a fixed step budget "
+                    "instead of --epochs (smoke runs)")
+    ap.add_argument("--out", default=str(OUT), help="folder of the warehouses and models")
     ap.add_argument("--only", default="", help="comma-separated job name prefixes")
     ap.add_argument("--report", action="store_true", help="only rebuild the report")
+    ap.add_argument("--no-write", action="store_true", help="print the report; leave "
+                    "BENCHMARKS.md and the plots at the repository root alone")
     ap.add_argument("--fresh", action="store_true", help="start over (delete the state)")
+    ap.add_argument("--retry-failed", action="store_true", help="run failed jobs again")
     ap.add_argument("--worker", type=int, default=-1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.size_list = [int(s) for s in args.sizes.split(",")]
     args.deadline_epoch = _deadline(args.deadline)
+    OUT = Path(args.out)
     return args
 
 
@@ -105,10 +113,12 @@ def _training(args: argparse.Namespace, **kw: Any) -> Any:
     from tasks.experiments.params import SFTParams
 
     # One recipe for every SFT run: tables as rows (the student prompt), LoRA r=16 on all
-    # layers, 2 epochs, lr 1e-3, batch 4 x 2, one thread per worker.
+    # layers, 2 epochs, lr 1e-3, batch 4 x 2, one thread per worker, and room for TAT-QA's
+    # long contexts (the model's 2,048 tokens; longer examples are left out and counted).
     return SFTParams(base_model="smollm2-135m", lora=True, lora_r=16, lora_alpha=32,
                      epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch,
-                     grad_accum=args.grad_accum, threads=1, **kw)
+                     grad_accum=args.grad_accum, max_steps=args.max_steps, max_length=2048,
+                     threads=1, **kw)
 
 
 def _spec(args: argparse.Namespace, which: str) -> Any:
@@ -134,8 +144,11 @@ class Job:
 @dataclass
 class Bench:
     args: argparse.Namespace
-    wh: Path = OUT / "w.duckdb"
     jobs: list[Job] = field(default_factory=list)
+
+    @property
+    def wh(self) -> Path:
+        return OUT / "w.duckdb"
 
     def store(self, path: Path | None = None) -> Any:
         from warehouse import Store
@@ -232,8 +245,8 @@ class Bench:
             return Job(f"C-{name}", lambda b: b.train(
                 name, "SFT + DPO", "dpo", first, r, DPOParams(
                     base_model=b.model_dir(sft), lora=True, lora_r=16, lora_alpha=32,
-                    learning_rate=5e-6, epochs=1, batch_size=4, beta=0.1, max_length=768,
-                    threads=1), evals=("procedural",)),
+                    learning_rate=5e-6, epochs=1, max_steps=a.max_steps, batch_size=4,
+                    beta=0.1, max_length=768, threads=1), evals=("procedural",)),
                 (f"A-{sft}",))
 
         def abstention(r: int) -> list[Job]:
@@ -326,6 +339,20 @@ def work(args: argparse.Namespace) -> None:
             report(args)
 
 
+def _spawn(argv: list[str], worker: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, *argv, "--worker", str(worker)])
+
+
+def _orphaned(worker: int, code: int) -> None:
+    """The job a dead worker was running is failed, with the reason."""
+    with _state() as state:
+        for v in state.values():
+            if isinstance(v, dict) and v.get("worker") == worker and v["status"] == "running":
+                v.update(status="failed", end=time.time(),
+                         error=f"worker died (exit code {code}; -9: killed, e.g. out of memory)")
+    _log(f"worker {worker} died (exit code {code}); started again")
+
+
 def main() -> None:
     args = _args()
     if args.worker >= 0:
@@ -343,11 +370,22 @@ def main() -> None:
     t0 = time.time()
     with _state() as state:
         state.setdefault("_started", t0)
-    argv = [a for a in sys.argv[1:] if a not in ("--fresh",)]
-    procs = [subprocess.Popen([sys.executable, __file__, *argv, "--worker", str(i)])
-             for i in range(args.workers)]
-    for p in procs:
-        p.wait()
+        state.pop("_finished", None)
+        # A job left 'running' by a bench that was stopped goes back to the queue.
+        for name in [k for k, v in state.items() if not k.startswith("_") and (
+                v["status"] == "running" or (args.retry_failed and v["status"] == "failed"))]:
+            del state[name]
+    argv = [a for a in sys.argv[1:] if a not in ("--fresh", "--retry-failed")]
+    procs = {i: _spawn(argv, i) for i in range(args.workers)}
+    while procs:
+        time.sleep(10)
+        for i, p in list(procs.items()):
+            if p.poll() is None:
+                continue
+            del procs[i]
+            if p.returncode != 0:  # killed (out of memory, a signal): its job failed
+                _orphaned(i, p.returncode)
+                procs[i] = _spawn(argv, i)
     with _state() as state:
         state["_finished"] = time.time()
     report(args)
@@ -358,8 +396,12 @@ def main() -> None:
 def report(args: argparse.Namespace) -> None:
     from bench.outcome_real_report import build
 
-    body, _ = build(args, OUT, EXPERIMENT)
-    write_section("outcome real", _command(args), body)
+    body, _ = build(args, OUT, EXPERIMENT, plots=OUT if args.no_write else ROOT,
+                    planned=len(Bench(args).plan()))
+    if args.no_write:
+        print(body, flush=True)
+    else:
+        write_section("outcome real", _command(args), body)
 
 
 def _command(args: argparse.Namespace) -> str:

@@ -120,7 +120,8 @@ def _abstention(groups: Groups, size: int, eval_set: str) -> list[list[Any]]:
     return out
 
 
-def build(args: Any, out_dir: Path, experiment: str) -> tuple[str, dict[str, Any]]:
+def build(args: Any, out_dir: Path, experiment: str, plots: Path = ROOT,
+          planned: int = 0) -> tuple[str, dict[str, Any]]:
     rows = _rows(out_dir, experiment)
     g = Groups(rows)
     sizes = args.size_list
@@ -197,17 +198,17 @@ def build(args: Any, out_dir: Path, experiment: str) -> tuple[str, dict[str, Any
                                g.cell("gsm8k", "gsm8k train", last)]]), ""]
     # plots and time
     pngs = [p for p in (
-        _plot(g, "tatqa", curves, sizes, ROOT / "outcome_real_tatqa.png",
+        _plot(g, "tatqa", curves, sizes, plots / "outcome_real_tatqa.png",
               "SmolLM2-135M LoRA on TAT-QA test"),
-        _plot(g, "procedural", curves, sizes, ROOT / "outcome_real_procedural.png",
+        _plot(g, "procedural", curves, sizes, plots / "outcome_real_procedural.png",
               "SmolLM2-135M LoRA on procedural-heldout")) if p]
     if pngs:
         parts += [" ".join(f"![{p.stem}]({p.name})" for p in pngs), ""]
-    parts.append(_timing(out_dir, rows))
+    parts.append(_timing(out_dir, rows, planned))
     return "\n".join(parts), {"rows": len(rows)}
 
 
-def _timing(out_dir: Path, rows: list[dict[str, Any]]) -> str:
+def _timing(out_dir: Path, rows: list[dict[str, Any]], planned: int) -> str:
     state_path = out_dir / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     started = state.get("_started")
@@ -217,8 +218,9 @@ def _timing(out_dir: Path, rows: list[dict[str, Any]]) -> str:
     failed = [k for k, v in jobs.items() if v.get("status") == "failed"]
     wall = ((finished or time.time()) - started) / 3600 if started else 0.0
     qps = [r["questions_per_s"] for r in rows if r.get("questions_per_s")]
-    line = (f"Wall time {'' if finished else 'so far '}{wall:.1f} h for {len(done)} jobs "
-            f"({len(jobs) - len(done) - len(failed)} not run or running"
+    line = (f"Wall time {'' if finished else 'so far '}{wall:.1f} h for {len(done)} of "
+            f"{planned or len(jobs)} jobs ({max(planned, len(jobs)) - len(done) - len(failed)} "
+            "not run or running"
             + (f", failed: {', '.join(failed)}" if failed else "") + "); evaluation "
             + (f"{min(qps):.2f}-{max(qps):.2f} questions/s." if qps else "not run yet."))
     return line

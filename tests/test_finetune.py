@@ -335,3 +335,27 @@ def test_ladder_repeats_store_every_run_with_its_seed_and_group(warehouse, tmp_p
     assert (point.accuracy, point.low, point.high) == (round(ci.mean, 4), round(ci.low, 4),
                                                        round(ci.high, 4))
     assert len({m.output_dir for m in out.models}) == 3
+
+
+def test_examples_longer_than_max_length_are_left_out_and_counted(procedural_rows, tmp_path):
+    """TRL cuts a too-long example at its end (where the completion is) and drops it when
+    nothing labelled is left; here it leaves before training, and the run says how many."""
+    from datasets import Dataset
+
+    model, tok = build_tiny_student(conversation_texts(procedural_rows), n_layer=1, n_embd=64,
+                                    n_head=2)
+    long_q = load_questions("procedural", n=1, seed=99)[0]
+    long_row = {"messages": example_messages(long_q.text + " Explain." * 400, long_q.context,
+                                             long_q.gold_program)}
+    rows = [long_row, *procedural_rows[:6]]
+    lengths = [len(completion_label_mask(tok, r)[0]) for r in rows]
+    limit = max(lengths[1:]) + 1
+    assert lengths[0] > limit
+    trainer = make_trainer(Dataset.from_list(rows), tmp_path / "m",
+                           SFTParams(max_steps=1, batch_size=2, max_length=limit),
+                           model=model, tokenizer=tok)
+    assert trainer.dropped_too_long == 1 and len(trainer.train_dataset) == 6
+    with pytest.raises(ChatTemplateError, match="all 1 examples are longer than max_length"):
+        make_trainer(Dataset.from_list([long_row]), tmp_path / "m2",
+                     SFTParams(max_steps=1, batch_size=2, max_length=limit),
+                     model=model, tokenizer=tok)

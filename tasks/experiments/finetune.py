@@ -215,6 +215,7 @@ def make_trainer(dataset: Any, output_dir: str | Path, params: SFTParams,
     context = getattr(model.config, "n_positions", None) or getattr(
         model.config, "max_position_embeddings", None)
     max_length = min(params.max_length, context) if context else params.max_length
+    rows, too_long = fitting_rows(rows, tokenizer, max_length)
     config = SFTConfig(
         output_dir=str(output_dir),
         max_steps=steps,
@@ -251,7 +252,25 @@ def make_trainer(dataset: Any, output_dir: str | Path, params: SFTParams,
 
         trainer.remove_callback(PrinterCallback)  # no per-log dict prints in flows and tests
     _check_prepared(trainer, tokenizer, rows, max_length)
+    trainer.dropped_too_long = too_long  # reported in the run's metrics
     return trainer
+
+
+def fitting_rows(rows: Any, tokenizer: Any, max_length: int) -> tuple[Any, int]:
+    """The rows whose prompt and completion fit in `max_length` tokens, and how many did
+    not. TRL would cut a longer one at the end, which is where its completion (the whole
+    lesson) is, and drop it when nothing labelled is left: a silent loss of training data.
+    Here it leaves before training and is counted (`dropped_too_long`); none fitting is an
+    error naming the longest."""
+    lengths = [len(completion_label_mask(tokenizer, row)[0]) for row in rows]
+    keep = [i for i, n in enumerate(lengths) if n <= max_length]
+    if not keep:
+        raise ChatTemplateError(f"all {len(lengths)} examples are longer than max_length="
+                                f"{max_length} tokens (shortest {min(lengths)}); raise "
+                                "max_length (up to the model's context)")
+    if len(keep) == len(lengths):
+        return rows, 0
+    return rows.select(keep), len(lengths) - len(keep)
 
 
 def _check_prepared(trainer: Any, tokenizer: Any, rows: Any, max_length: int) -> None:
@@ -297,8 +316,9 @@ def train(trainer: Any, output_dir: str | Path, *, merge_lora: bool = True) -> F
         first_loss=curve[0]["loss"] if curve else None,
         final_loss=curve[-1]["loss"] if curve else None,
         device=device, n_examples=len(trainer.train_dataset), n_parameters=n_params,
-        n_trainable=n_trainable, metrics={k: v for k, v in out.metrics.items()
-                                          if isinstance(v, int | float)})
+        n_trainable=n_trainable, metrics={
+            **{k: v for k, v in out.metrics.items() if isinstance(v, int | float)},
+            "dropped_too_long": getattr(trainer, "dropped_too_long", 0)})
 
 
 def finetune(dataset: Any, output_dir: str | Path, params: SFTParams,
