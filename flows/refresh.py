@@ -33,6 +33,7 @@ from tasks.decontaminate import DecontamConfig, Decontaminate
 from tasks.dedup import Dedup, DedupConfig
 from tasks.embed import ONE_PASS, Embed
 from tasks.execute import ExecConfig, Execute
+from tasks.near_dup import NearDupConfig, NearDupContexts
 from tasks.shards import LOAD_BATCH, Staged, shard_count, stage_questions, staging_area
 from tasks.sources import SourceConfig, load_questions, question_batches
 from tasks.teachers import TeacherConfig, make_judge, make_synthesizer, make_teacher
@@ -50,6 +51,7 @@ class RefreshConfig(BaseModel):
 
     source: SourceConfig = Field(default_factory=SourceConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    near_dup: NearDupConfig = Field(default_factory=NearDupConfig)
     decontamination: DecontamConfig = Field(default_factory=DecontamConfig)
     teacher: TeacherConfig = Field(default_factory=ReferenceTeacherConfig)
     execution: ExecConfig = Field(default_factory=ExecConfig)
@@ -171,9 +173,14 @@ def _stages(config: RefreshConfig, store: Store, run: PipelineRun, staged: Stage
     # One encode of every distinct text: the same vectors whatever the shards.
     run.stage(Embed(model, store, ONE_PASS,
                     show_progress=rc.progress and rc.task_runner == "threads"), staged.texts)
+    gone: set[str] = set()
+    if config.near_dup.near_duplicate_contexts:  # opt-in, over the whole batch (MinHash)
+        batch = [q for shard in staged.shards for q in shard.read()]
+        kept = run.stage(NearDupContexts(config.near_dup), batch)
+        gone = {q.question_id for q in batch} - {q.question_id for q in kept}
     candidates: list = []
     for shard in staged.shards:  # one at a time: memory holds one shard
-        questions = run.stages(shard.read(), [
+        questions = run.stages([q for q in shard.read() if q.question_id not in gone], [
             Dedup(config.dedup, store),              # exact, then semantic; batch + warehouse
             Decontaminate(config.decontamination, store, model, load_questions),  # before pay
             *([judge] if judge else []),            # after dedup: nobody pays for a duplicate
