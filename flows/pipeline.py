@@ -137,6 +137,9 @@ class PipelineRun:
         self.artifact_key = artifact_key
         self.counts: Counter[str] = Counter()
         self.seconds: dict[str, float] = {}
+        # CPU seconds of this process per stage (all its threads; not the sandbox or Dask
+        # workers): on a shared machine, wall time alone says little about a stage's cost.
+        self.cpu_seconds: dict[str, float] = {}
 
     def stages(self, items: list[Any], stages: Sequence[Stage[Any, Any]]) -> list[Any]:
         for stage in stages:
@@ -192,12 +195,14 @@ class PipelineRun:
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0)
                                        + time.perf_counter() - t0, 3)
+            self.cpu_seconds[name] = round(self.cpu_seconds.get(name, 0.0)
+                                           + time.process_time() - c0, 3)
 
 
 def _has_hooks(stage: Stage[Any, Any]) -> bool:

@@ -33,6 +33,7 @@ from tasks.decontaminate import DecontamConfig, Decontaminate
 from tasks.dedup import Dedup, DedupConfig
 from tasks.embed import ONE_PASS, Embed
 from tasks.execute import ExecConfig, Execute
+from tasks.near_dup import NearDupConfig, NearDupContexts
 from tasks.shards import LOAD_BATCH, Staged, shard_count, stage_questions, staging_area
 from tasks.sources import SourceConfig, load_questions, question_batches
 from tasks.teachers import TeacherConfig, make_judge, make_synthesizer, make_teacher
@@ -50,6 +51,7 @@ class RefreshConfig(BaseModel):
 
     source: SourceConfig = Field(default_factory=SourceConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    near_dup: NearDupConfig = Field(default_factory=NearDupConfig)
     decontamination: DecontamConfig = Field(default_factory=DecontamConfig)
     teacher: TeacherConfig = Field(default_factory=ReferenceTeacherConfig)
     execution: ExecConfig = Field(default_factory=ExecConfig)
@@ -89,6 +91,7 @@ class RefreshSummary(BaseModel):
     snapshot_id: int | None
     counts: dict[str, Any]
     stage_seconds: dict[str, float]
+    stage_cpu_seconds: dict[str, float] = {}  # of the flow process, per stage
     rejection_reasons: list[dict[str, Any]]
     warehouse: str
     quality: QualityReport = QualityReport()
@@ -130,15 +133,15 @@ def refresh(config: RefreshConfig | None = None) -> RefreshSummary:
     rc = config.runner
     with staging_area(rc.staging_dir or store.path.parent / "staging", run_id) as staging:
         # Load first: malformed input fails here, before anything is written.
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         staged = (Staged([]) if config.source.synthesized
                   else load_task(config.source, staging, rc.shards))
-        load_s = round(time.perf_counter() - t0, 3)
+        load_s = round(time.perf_counter() - t0, 3), round(time.process_time() - c0, 3)
         # One refresh per warehouse: a second one is refused here, before it writes.
         with refresh_lock(store.path, run_id), batch_runner(rc) as batches:
             run = PipelineRun(store, run_id, batches.submit, artifact_key="refresh",
                               in_flight=batches.in_flight)
-            run.seconds["load"] = load_s
+            run.seconds["load"], run.cpu_seconds["load"] = load_s
             # Holding the lock proves no other refresh runs: any still 'running' was killed.
             store.mark_interrupted("refresh")
             store.start_run(run_id, "refresh", config.model_dump())
@@ -170,9 +173,14 @@ def _stages(config: RefreshConfig, store: Store, run: PipelineRun, staged: Stage
     # One encode of every distinct text: the same vectors whatever the shards.
     run.stage(Embed(model, store, ONE_PASS,
                     show_progress=rc.progress and rc.task_runner == "threads"), staged.texts)
+    gone: set[str] = set()
+    if config.near_dup.near_duplicate_contexts:  # opt-in, over the whole batch (MinHash)
+        batch = [q for shard in staged.shards for q in shard.read()]
+        kept = run.stage(NearDupContexts(config.near_dup), batch)
+        gone = {q.question_id for q in batch} - {q.question_id for q in kept}
     candidates: list = []
     for shard in staged.shards:  # one at a time: memory holds one shard
-        questions = run.stages(shard.read(), [
+        questions = run.stages([q for q in shard.read() if q.question_id not in gone], [
             Dedup(config.dedup, store),              # exact, then semantic; batch + warehouse
             Decontaminate(config.decontamination, store, model, load_questions),  # before pay
             *([judge] if judge else []),            # after dedup: nobody pays for a duplicate
@@ -215,7 +223,8 @@ def _finish(store: Store, run: PipelineRun, kept: list[Any], outcome: Any,
     store.finish_run(run.run_id, status, dict(run.counts), run.seconds, snapshot_id)
     return RefreshSummary(
         run_id=run.run_id, status=status, snapshot_id=snapshot_id, counts=dict(run.counts),
-        stage_seconds=run.seconds, warehouse=str(store.path),
+        stage_seconds=run.seconds, stage_cpu_seconds=run.cpu_seconds,
+        warehouse=str(store.path),
         rejection_reasons=[{"stage": s, "reason": r, "count": n}
                            for s, r, n in store.rejection_reasons(run.run_id)],
         quality=QualityReport.of(outcome), failure=failure)

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -65,7 +66,7 @@ class Shard:
             q = Question(text=rec["text"], source=rec["source"], context=rec["context"],
                          gold_answer=rec["gold_answer"], gold_program=rec["gold_program"],
                          difficulty=rec["difficulty"], source_id=rec["source_id"],
-                         meta=json.loads(rec["meta"]))
+                         meta=orjson.loads(rec["meta"]))
             q.__dict__.update({k: rec[k] for k in _KEYS})  # the cached ids, not recomputed
             out.append(q)
         return out
@@ -81,6 +82,20 @@ class Staged:
     texts: list[Question] = field(default_factory=list)
 
 
+def _meta_json(meta: dict) -> str:
+    # orjson: a procedural question's meta carries its table, and json.dumps of a million
+    # of them is minutes of CPU. Floats round-trip exactly either way.
+    # orjson writes NaN as null and refuses ints beyond 64 bits: whatever does not read back
+    # equal (also tuples, which read back as lists) takes the json path, as before.
+    try:
+        out = orjson.dumps(meta, default=str)
+        if orjson.loads(out) == meta:
+            return out.decode()
+    except TypeError:
+        pass
+    return json.dumps(meta, ensure_ascii=False, default=str)
+
+
 def _rows(questions: list[Question]) -> pa.Table:
     return pa.table({
         "question_id": [q.question_id for q in questions],
@@ -93,8 +108,9 @@ def _rows(questions: list[Question]) -> pa.Table:
         "gold_program": [q.gold_program for q in questions],
         "difficulty": [q.difficulty for q in questions],
         "source_id": [q.source_id for q in questions],
-        # Key order kept (no sort_keys): a stage reading meta sees it as the source made it.
-        "meta": [json.dumps(q.meta, ensure_ascii=False, default=str) for q in questions],
+        # Key order kept (no sort_keys): a stage reading meta sees it as the source made it
+        # (the noisy teacher draws from the table's rows in their order).
+        "meta": [_meta_json(q.meta) for q in questions],
     }, schema=_SCHEMA)
 
 

@@ -8,7 +8,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 _WS = re.compile(r"\s+")
@@ -26,7 +26,10 @@ def stable_hash(*parts: object, length: int = 16) -> str:
 
 
 def question_id_for(text: str, context: str = "") -> str:
-    return stable_hash("q", normalize_text(text), normalize_text(context))
+    """`stable_hash("q", normalize_text(text), normalize_text(context))`, with the context's
+    part computed once per distinct context (many questions share a table)."""
+    payload = f'["q", {_normalized_json(text)}, {_context_parts(context or "")[0]}]'
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 def text_key(text: str) -> str:
@@ -36,7 +39,21 @@ def text_key(text: str) -> str:
 
 def context_key(context: str | None) -> str:
     """Key of a normalized context (questions.context_key)."""
-    return stable_hash("c", normalize_text(context or ""))
+    return _context_parts(context or "")[1]
+
+
+@lru_cache(maxsize=1 << 15)
+def _normalized_json(text: str) -> str:
+    # The JSON text stable_hash writes for a normalized text (a list item of its payload).
+    return json.dumps(normalize_text(text), ensure_ascii=False)
+
+
+@lru_cache(maxsize=1 << 13)
+def _context_parts(context: str) -> tuple[str, str]:
+    """(JSON of the normalized context, its key). NFKC and a regex over a context of a few
+    hundred characters cost more than the rest of an id; questions over one table share it."""
+    norm = normalize_text(context)
+    return json.dumps(norm, ensure_ascii=False), stable_hash("c", norm)
 
 
 @dataclass(frozen=True)

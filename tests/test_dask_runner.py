@@ -10,13 +10,16 @@ from distributed import LocalCluster
 
 from flows.refresh import RefreshConfig, refresh
 from warehouse import Store
+from warehouse.digest import table_digests
 
 N, SEED = 150, 23
 
 
 def _curated(path) -> list[tuple]:  # noqa: ANN001
-    return Store(path).query("SELECT question_id, sample_id, answer FROM curated "
+    # The curated rows and a digest of every table the refresh writes (warehouse/digest.py).
+    rows = Store(path).query("SELECT question_id, sample_id, answer FROM curated "
                              "ORDER BY question_id")[1]
+    return [*rows, tuple(sorted(table_digests(path).items()))]
 
 
 @pytest.fixture(scope="module")

@@ -113,3 +113,26 @@ def test_generator_paraphrase_pair_collapses_to_one():
                     if len({rep_of[q.question_id] for q in g}) == 1)
     assert collapsed / len(pairs) >= 0.8, (collapsed, len(pairs))
     assert np.isfinite(vecs).all()
+
+
+def test_leader_grouping_never_records_a_duplicate_beyond_the_threshold():
+    # The generator's distinct texts in one block (no context, no numbers guard): the
+    # similarity graph is dense, and components chain through it.
+    from tasks.sources.procedural import generate_questions
+
+    qs = list({q.text_key: q for q in generate_questions(1500, seed=3)}.values())
+    items = [DedupItem(q.question_id, q.text, "") for q in qs]
+    vecs = embed_texts([q.text for q in qs])
+    by_id = {it.item_id: v for it, v in zip(items, vecs, strict=True)}
+    t = 0.95
+    comp = semantic_dedup(items, vecs, threshold=t, numbers_must_match=False)
+    lead = semantic_dedup(items, vecs, threshold=t, numbers_must_match=False,
+                          grouping="leader")
+    rep_of = {i: r for i, r, _ in lead}
+    assert sum(i != r for i, r, _ in lead) > 300
+    for item, rep, sim in lead:
+        if item != rep:
+            assert sim >= t and float(by_id[item] @ by_id[rep]) >= t, (item, rep, sim)
+            assert rep_of[rep] == rep  # its representative is kept
+    # The same data chains under components: members far below the threshold.
+    assert min(sim for i, r, sim in comp if i != r) < 0.9
