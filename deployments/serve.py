@@ -1,5 +1,5 @@
 """Serve Distillery's flows to a Prefect server: `refresh` on a cron schedule, `finetune`,
-`ladder` and `evaluate` on demand (the UI renders their pydantic configs as run forms).
+`dpo`, `ladder` and `evaluate` on demand (the UI renders their pydantic configs as run forms).
 
     distillery serve [--cron "0 2 * * *"] [--timezone Europe/Berlin] [--warehouse PATH]
     python -m deployments.serve        # the same with defaults

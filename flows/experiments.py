@@ -198,8 +198,8 @@ def finetune_flow(config: FinetuneConfig) -> Experiment:
     evaluate it; the run, its loss curve and its score land in the warehouse."""
     store, d = Store(config.warehouse), config.data
     subset = draw_subset(store, d)
-    plan = plan_finetune(subset.subset_id, subset.size, d.strategy, config.training.train_seed,
-                         d.unverified_rate, d.noise)
+    plan = plan_finetune(subset.subset_id, subset.size, subset.strategy,  # a stored one's own
+                         config.training.train_seed, d.unverified_rate, d.noise)
     return run_experiment(store, new_experiment_id("ft"), plan, config.training,
                           config.evaluation, config.output, seed=d.seed,
                           snapshot_id=subset.snapshot_id)

@@ -23,7 +23,7 @@ from prefect.futures import PrefectFuture
 from prefect.tasks import Task
 from prefect.utilities.annotations import quote
 from prefect.utilities.callables import get_call_parameters
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tasks.stage import Stage, StageResult
 
@@ -54,6 +54,14 @@ class RunnerConfig(BaseModel):
                                     "during a run (removed after it); empty: staging/ beside "
                                     "the warehouse file")
     progress: bool = Field(False, description="progress bars on the terminal")
+
+    @model_validator(mode="after")
+    def _address_means_dask(self) -> RunnerConfig:
+        # A scheduler address with the threads runner would be silently ignored: in a
+        # deployment's parameters as on the command line, an address means Dask.
+        if self.dask_address and self.task_runner != "dask":
+            self.task_runner = "dask"
+        return self
 
 
 class StageSink(Protocol):

@@ -122,7 +122,8 @@ def _pair_data(store: Store, out: Path, pairs: Any) -> tuple[str, dict[str, Any]
     rows = store.preferences.pairs(None if pairs.pair_type == "all" else pairs.pair_type)
     rows = rows[:pairs.max_pairs] if pairs.max_pairs else rows
     if not rows:
-        raise InputError(f"{store.path}: no {pairs.pair_type} preference pairs; run "
+        kind = "" if pairs.pair_type == "all" else f"{pairs.pair_type} "
+        raise InputError(f"{store.path}: no {kind}preference pairs; run "
                          "`distillery preferences` first")
     write_dataset(pair_export.pair_rows(rows, "preference"), out,
                   pair_export.features("preference"), "preference",

@@ -11,7 +11,7 @@ from flows.cli.app import Warehouse, app, fail, quiet_prefect, run_flow
 from flows.cli.options import options_from
 from tasks.errors import InputError
 
-# ---- subset / export commands (parts 1-2 of issue 4): keep this block contiguous --------
+# ---- subset / export ------------------------------------------------------------------
 
 
 def _parse_sizes(size: int | None, sizes: str | None) -> list[int]:
@@ -131,7 +131,6 @@ def export(
         except (HubError, InputError) as exc:
             fail(str(exc), code=1)
         typer.echo(f"pushed to {url}")
-# ---- end of subset / export commands --------------------------------------------------------
 
 
 # ---- finetune / dpo / ladder / evaluate commands ----------------------------------------
@@ -170,7 +169,8 @@ def _check_dpo(config: DPOConfig) -> None:
     store = Store(config.warehouse)
     if not store.path.exists() or not store.preferences.pairs(
             None if pair_type == "all" else pair_type):
-        raise ValueError(f"{store.path}: no {pair_type} preference pairs; run "
+        kind = "" if pair_type == "all" else f"{pair_type} "
+        raise ValueError(f"{store.path}: no {kind}preference pairs; run "
                          "`distillery preferences` first")
 
 
@@ -264,4 +264,3 @@ def ladder(config: LadderConfig) -> None:
         typer.echo(f"  paired: {d.arm} vs {d.versus} at {d.examples}: {d.difference:+.3f} "
                    f"[{d.low:+.3f}, {d.high:+.3f}]{'  (gain)' if d.gain else ''}")
     typer.echo(f"  curve: {out.curve_png}")
-# ---- end of finetune / dpo / ladder / evaluate commands ----------------------------------

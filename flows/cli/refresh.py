@@ -39,8 +39,6 @@ def refresh(config: RefreshConfig) -> None:
     """Load questions, dedup, solve, verify, validate and publish a snapshot. Every option
     is a field of the refresh parameters (RefreshConfig), with the same name."""
     quiet_prefect()
-    if config.runner.dask_address and config.runner.task_runner != "dask":
-        config.runner.task_runner = "dask"  # an address implies Dask
     try:
         _check_inputs(config)
     except InputError as exc:
@@ -95,11 +93,12 @@ def sql(
     import duckdb
 
     from warehouse import Store
+    from warehouse.connection import WarehouseBusy
 
     store = Store(warehouse)
     try:
         columns, rows = store.query(query)
-    except duckdb.Error as exc:
+    except (duckdb.Error, WarehouseBusy) as exc:
         fail(str(exc).splitlines()[0])
     if fmt == "csv":
         w = csv.writer(sys.stdout)

@@ -18,7 +18,7 @@ def serve(
     limit: Annotated[int | None, typer.Option(help="flow runs executed at once")] = None,
     warehouse: Warehouse = None,
 ) -> None:
-    """Serve refresh (scheduled), finetune, ladder and evaluate to a Prefect server
+    """Serve refresh (scheduled), finetune, dpo, ladder and evaluate to a Prefect server
     ($PREFECT_API_URL; `make serve` starts one) until Ctrl-C."""
     import os
 

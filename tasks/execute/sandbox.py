@@ -4,7 +4,7 @@ Design (measured on the 2-core CI machine, see the numbers in the docstring of
 `execute_programs`):
 
 * Programs never run in the caller's process. A `SandboxPool` holds a few worker processes
-  (`python -I -S tasks/sandbox_worker.py`, empty environment, cwd a temp dir, stdin a pipe
+  (`python -I -S tasks/execute/sandbox_worker.py`, empty environment, cwd a temp dir, stdin a pipe
   that only carries program batches; a program's own stdin is /dev/null) behind one queue of
   program chunks. A pipeline stage uses its process's shared pool (`shared_pool`): every
   chunk of every stage, from any thread, runs on the same `workers` processes, so a run
