@@ -129,7 +129,8 @@ def _spec(args: argparse.Namespace, which: str) -> Any:
             "unanswerable": ("procedural:heldout:unanswerable=0.2", args.proc_n),
             "gsm8k": (f"gsm8k:{GSM8K_TEST}", args.gsm8k_n)}
     eval_set, n = sets[which]
-    return EvalSpec(eval_set=eval_set, eval_n=n, eval_seed=0, eval_batch_size=64,
+    # 32 rows at once: two workers side by side hold TAT-QA's long prompts in memory.
+    return EvalSpec(eval_set=eval_set, eval_n=n, eval_seed=0, eval_batch_size=32,
                     max_new_tokens=args.max_new_tokens)
 
 
