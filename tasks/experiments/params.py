@@ -42,9 +42,10 @@ class TrainingParams(BaseModel):
     grad_accum: int = Field(1, ge=1, le=1024, description="forward passes per optimizer step")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of the steps with a "
                                 "linear learning-rate warmup")
-    max_length: int = Field(1024, ge=32, description="longest example in tokens (capped at "
-                            "the model's context); longer ones are left out of training and "
-                            "counted in the run's metrics (dropped_too_long)")
+    max_length: int = Field(2048, ge=32, description="longest example in tokens (capped at "
+                            "the model's context: 2,048 for SmolLM2, room for TAT-QA's long "
+                            "tables); longer ones are left out of training and counted in "
+                            "the run's metrics (dropped_too_long)")
     threads: int = Field(0, ge=0, description="CPU threads for torch; 0: torch's default "
                          "(all cores). On a machine shared with other jobs 1 is faster: "
                          "threads that wait on each other spin")
