@@ -97,21 +97,12 @@ def _meta_json(meta: dict) -> str:
 
 
 def _rows(questions: list[Question]) -> pa.Table:
-    return pa.table({
-        "question_id": [q.question_id for q in questions],
-        "text_key": [q.text_key for q in questions],
-        "context_key": [q.context_key for q in questions],
-        "text": [q.text for q in questions],
-        "source": [q.source for q in questions],
-        "context": [q.context for q in questions],
-        "gold_answer": [q.gold_answer for q in questions],
-        "gold_program": [q.gold_program for q in questions],
-        "difficulty": [q.difficulty for q in questions],
-        "source_id": [q.source_id for q in questions],
-        # Key order kept (no sort_keys): a stage reading meta sees it as the source made it
-        # (the noisy teacher draws from the table's rows in their order).
-        "meta": [_meta_json(q.meta) for q in questions],
-    }, schema=_SCHEMA)
+    columns: dict[str, list] = {name: [getattr(q, name) for q in questions]
+                                for name in _SCHEMA.names if name != "meta"}
+    # Key order kept (no sort_keys): a stage reading meta sees it as the source made it
+    # (the noisy teacher draws from the table's rows in their order).
+    columns["meta"] = [_meta_json(q.meta) for q in questions]
+    return pa.table(columns, schema=_SCHEMA)
 
 
 def stage_questions(batches: Iterable[list[Question]], directory: str | Path,

@@ -211,10 +211,11 @@ def _is_table_start(lines: Sequence[str], i: int) -> bool:
             and "-" in lines[i + 1] and bool(_SEPARATOR.fullmatch(lines[i + 1])))
 
 
-def markdown_tables(context: str) -> list[list[list[str]]]:
-    """Each markdown table in `context` as rows of cells (header row first, no separator)."""
+def _blocks(context: str) -> list[str | list[list[str]]]:
+    """`context` as its lines, each markdown table replaced by its rows of cells (header row
+    first, no separator)."""
     lines = context.split("\n")
-    tables: list[list[list[str]]] = []
+    out: list[str | list[list[str]]] = []
     i = 0
     while i < len(lines):
         if _is_table_start(lines, i):
@@ -223,27 +224,25 @@ def markdown_tables(context: str) -> list[list[list[str]]]:
             while i < len(lines) and lines[i].lstrip().startswith("|"):
                 rows.append(split_cells(lines[i]))
                 i += 1
-            tables.append(rows)
+            out.append(rows)
             continue
+        out.append(lines[i])
         i += 1
-    return tables
+    return out
+
+
+def markdown_tables(context: str) -> list[list[list[str]]]:
+    """Each markdown table in `context` as rows of cells (header row first, no separator)."""
+    return [b for b in _blocks(context) if isinstance(b, list)]
 
 
 def tables_as_rows(context: str) -> str:
     """Markdown tables in `context` rewritten one line per table row, each value named by its
     column's full header path; other lines unchanged."""
-    lines = context.split("\n")
     out: list[str] = []
-    i = 0
-    while i < len(lines):
-        if _is_table_start(lines, i):
-            rows = [split_cells(lines[i])]
-            i += 2
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                rows.append(split_cells(lines[i]))
-                i += 1
-            out.extend(layout_lines(read_table(rows)))
-            continue
-        out.append(lines[i])
-        i += 1
+    for block in _blocks(context):
+        if isinstance(block, list):
+            out.extend(layout_lines(read_table(block)))
+        else:
+            out.append(block)
     return "\n".join(out)

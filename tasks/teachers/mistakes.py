@@ -39,7 +39,7 @@ from functools import lru_cache
 
 from tasks.answers import answers_match, parse_number
 from tasks.tables import markdown_tables, read_table
-from tasks.teachers.reference import evaluate, parse_arithmetic
+from tasks.teachers.reference import evaluate, parse_arithmetic, straight_lines
 from tasks.types import Question, stable_hash
 
 # Misunderstandings of a formula (rewrites of the answer expression), then misreadings of a
@@ -201,24 +201,24 @@ def cagr_as_simple_rate(tree: ast.Expression) -> ast.Expression | None:
     return None
 
 
-def swapped_change(tree: ast.Expression) -> ast.Expression | None:
-    """a - b -> b - a (the first subtraction of two different operands' expressions)."""
-    for sub in _binops(tree, ast.Sub):
-        if _has_operand(sub.left) and _has_operand(sub.right) and \
-                not _same(sub.left, sub.right):
-            sub.left, sub.right = sub.right, sub.left
+def _swap_first(tree: ast.Expression, op: type[ast.operator]) -> ast.Expression | None:
+    """Swap the operands of the first `op` between two different expressions over values."""
+    for node in _binops(tree, op):
+        if _has_operand(node.left) and _has_operand(node.right) and \
+                not _same(node.left, node.right):
+            node.left, node.right = node.right, node.left
             return tree
     return None
+
+
+def swapped_change(tree: ast.Expression) -> ast.Expression | None:
+    """a - b -> b - a (the first subtraction of two different operands' expressions)."""
+    return _swap_first(tree, ast.Sub)
 
 
 def inverted_ratio(tree: ast.Expression) -> ast.Expression | None:
     """a / b -> b / a (the first division of two expressions over table values)."""
-    for div in _binops(tree, ast.Div):
-        if _has_operand(div.left) and _has_operand(div.right) and \
-                not _same(div.left, div.right):
-            div.left, div.right = div.right, div.left
-            return tree
-    return None
+    return _swap_first(tree, ast.Div)
 
 
 FORMULA: dict[str, Callable[[ast.Expression], ast.Expression | None]] = {
@@ -319,18 +319,6 @@ class Made:
     mistakes: tuple[str, ...]
 
 
-def _lines(program: str) -> list[tuple[str, str]] | None:
-    lines = []
-    for raw in program.strip().splitlines():
-        if not raw.strip():
-            continue
-        name, sep, expr = raw.partition("=")
-        if not sep or not name.strip().isidentifier():
-            return None
-        lines.append((name.strip(), expr.strip()))
-    return lines if lines and lines[-1][0] == "ans" else None
-
-
 def _literal(expr: str) -> float | None:
     try:
         value = ast.literal_eval(expr)
@@ -383,7 +371,7 @@ def _operand_value(lines: list[tuple[str, str]], node: ast.AST) -> float | None:
 def question_types(q: Question, program: str) -> tuple[str | None, str | None]:
     """(formula type, reading type or None) of a question whose reference program is
     `program`; (None, None) when the program is not straight-line arithmetic."""
-    lines = _lines(program)
+    lines = straight_lines(program)
     form = shape(lines[-1][1]) if lines else None
     if form is None or not operands(ast.parse(form, mode="eval")):
         return None, None
@@ -402,7 +390,7 @@ def question_types(q: Question, program: str) -> tuple[str | None, str | None]:
 def apply_mistakes(q: Question, program: str, mistakes: Sequence[str]) -> Made | None:
     """The reference program with `mistakes` made in it (formula rewrites first, then the
     misread value); None when one of them does not apply to this program."""
-    lines = _lines(program)
+    lines = straight_lines(program)
     if lines is None:
         return None
     tree = ast.parse(lines[-1][1], mode="eval")

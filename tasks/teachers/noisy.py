@@ -44,30 +44,19 @@ from tasks.stage import Stage, StageResult
 from tasks.teachers.base import Selection
 from tasks.teachers.mistakes import MISTAKES, PLAN_VERSION, MistakePlan, apply_mistakes
 from tasks.teachers.mistakes import question_types as _question_types
-from tasks.teachers.reference import evaluate, parse_arithmetic, reference_program
+from tasks.teachers.reference import (
+    Lines,
+    evaluate,
+    parse_arithmetic,
+    reference_program,
+)
+from tasks.teachers.reference import straight_lines as parse_program
 from tasks.types import Question, Rejection, Sample, stable_hash
 
 TEACHER = "noisy"
 PROMPT_VERSION = "noisy-v1"
 ERROR_KINDS = ("wrong_year", "wrong_line_item", "swapped_operands", "percent_vs_fraction",
                "dropped_scale", "rounding")
-
-# A program as (name, expression source) lines, the last one assigning `ans`.
-Lines = list[tuple[str, str]]
-
-
-def parse_program(program: str) -> Lines | None:
-    """Straight-line `name = arithmetic` lines, or None for anything else."""
-    lines: Lines = []
-    for raw in program.strip().splitlines():
-        if not raw.strip():
-            continue
-        name, sep, expr = raw.partition("=")
-        if not sep or not name.strip().isidentifier():
-            return None
-        lines.append((name.strip(), expr.strip()))
-    return lines if lines and lines[-1][0] == "ans" else None
-
 
 def program_value(lines: Lines) -> float | None:
     """Value of `ans`, computed with the reference teacher's safe interpreter."""

@@ -420,6 +420,24 @@ def _tatqa_program(q: Question) -> str | Rejection:
     return _reject(q, "non_arithmetic", answer_type)
 
 
+# A program as (name, expression source) lines, the last one assigning `ans`.
+Lines = list[tuple[str, str]]
+
+
+def straight_lines(program: str) -> Lines | None:
+    """Straight-line `name = expression` lines ending in `ans`, or None for anything else
+    (the shape of every reference program; the noisy teachers rewrite them line by line)."""
+    lines: Lines = []
+    for raw in program.strip().splitlines():
+        if not raw.strip():
+            continue
+        name, sep, expr = raw.partition("=")
+        if not sep or not name.strip().isidentifier():
+            return None
+        lines.append((name.strip(), expr.strip()))
+    return lines if lines and lines[-1][0] == "ans" else None
+
+
 # --- public API ------------------------------------------------------------------------------
 
 
