@@ -31,7 +31,7 @@ def test_served_deployments_have_schedule_and_forms(live_prefect):
     assert [(s.schedule.cron, s.active) for s in refresh.schedules] == [(NIGHTLY, True)]
     defs = refresh.parameter_openapi_schema["definitions"]
     # One part per stage, each rendered as a nested form with its own fields.
-    assert {"source", "dedup", "decontamination", "teacher", "execution", "quality",
+    assert {"source", "dedup", "near_dup", "decontamination", "teacher", "execution", "quality",
             "runner", "warehouse"} == set(defs["RefreshConfig"]["properties"])
     assert {"source", "n", "seed"} <= set(defs["SourceConfig"]["properties"])
     assert {"task_runner", "dask_address"} <= set(defs["RunnerConfig"]["properties"])
