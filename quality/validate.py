@@ -1,7 +1,8 @@
 """Run the project's checkpoints over a candidate batch: failing rows become rejections named
 after the expectation, batch-level failures refuse the batch, drift from the current snapshot
 is reported (and refuses the batch when `drift_blocking`). Each checkpoint stores its results
-and rebuilds the Data Docs site (quality/gx/checkpoints/*.json, action update_data_docs)."""
+and rebuilds the Data Docs site (quality/gx/checkpoints/*.json, action update_data_docs;
+skipped when DISTILLERY_DATA_DOCS is off, see quality.context)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from tasks.types import Rejection
 
-from .context import gx_lock, quality_context
+from .context import data_docs_enabled, gx_lock, quality_context
 from .suites import (
     BATCH_CHECKPOINT,
     CURATED_SUITE,
@@ -191,7 +192,7 @@ def validate_candidates(rows: pd.DataFrame, *, max_rejected_fraction: float = 0.
     docs = Path(docs_dir if docs_dir is not None else Path(tmp.name) / "docs")
     try:
         with gx_lock:
-            ctx = quality_context(docs)
+            ctx = quality_context(docs, data_docs=data_docs_enabled())
             outcome = _validate(ctx, df, run_name, run_time, reference=reference,
                                 drift_blocking=drift_blocking, params={
                                     "min_rows": min_rows,
@@ -200,9 +201,9 @@ def validate_candidates(rows: pd.DataFrame, *, max_rejected_fraction: float = 0.
     finally:
         if tmp is not None:
             tmp.cleanup()
-    if tmp is None:
+    if tmp is None and data_docs_enabled():
         outcome.docs_index = docs.resolve() / "index.html"
-    else:  # the site is gone with its temporary folder: point at nothing
+    else:  # no site was written, or it is gone with its temporary folder: point at nothing
         outcome.docs_pages = {}
     return outcome
 

@@ -7,6 +7,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Checkpoints do not rebuild the Data Docs site (each refresh would render it up to three
+# times); the tests about Data Docs turn it back on with the `data_docs` fixture. Subprocesses
+# (the CLI, the serve process) inherit it. DISTILLERY_DATA_DOCS=1 runs the whole suite with it.
+os.environ.setdefault("DISTILLERY_DATA_DOCS", "0")
 
 from pathlib import Path  # noqa: E402
 
@@ -21,6 +25,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"benchmark data not found at {SHARED_DATA} (see ../shared/data/README.md)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def data_docs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints rebuild the Data Docs site, as they do for users."""
+    monkeypatch.setenv("DISTILLERY_DATA_DOCS", "1")
 
 
 @pytest.fixture(scope="session")
