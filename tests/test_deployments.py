@@ -22,7 +22,7 @@ from warehouse import Store
 REPO = Path(__file__).resolve().parents[1]
 # A finetune small enough for a test: a handful of steps, a few eval questions.
 TINY_FINETUNE = {"subset_size": 40, "max_steps": 3, "eval_n": 4, "max_new_tokens": 32,
-                 "batch_size": 4}
+                 "batch_size": 2}
 
 
 def test_served_deployments_have_schedule_and_forms(live_prefect):
