@@ -1,4 +1,5 @@
-# Everything from a clean clone with only Python 3.11: `make run`, `make test`.
+# Everything from a clean clone with only Python 3.11: `make run`, `make test` (which also
+# needs ../shared/data, and installs Chromium when run as root: see test-prereqs).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup run test lint bench clean serve
+.PHONY: setup run test test-fast test-prereqs lint bench clean serve
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +27,37 @@ run: setup
 	$(BIN)/distillery refresh --source procedural --n 2000 --seed 7
 	$(BIN)/distillery status
 
-test: setup
-	$(BIN)/pytest -q
+# Everything (what CI runs: .ci/run), with the 25 slowest tests listed at the end.
+test: NEED_CHROMIUM := yes
+test: test-prereqs setup
+	$(BIN)/pytest -q --durations=25
+
+# The edit loop: everything not marked slow (training, llama.cpp, Chromium, large refreshes).
+test-fast: test-prereqs setup
+	$(BIN)/pytest -q -m "not slow" --durations=10
+
+# What the tests need beyond the venv, checked before anything is built or run (make runs
+# prerequisites left to right): the benchmark data in ../shared/data, and for `make test`
+# (NEED_CHROMIUM, a target-specific variable that reaches this prerequisite) Debian's
+# Chromium, which Playwright drives in the browser tests; it cannot download browsers here.
+# As root it is installed with apt-get; otherwise one line says what is missing.
+CHROMIUM := /usr/bin/chromium
+SHARED_DATA := $(abspath $(CURDIR)/../shared/data)
+test-prereqs:
+	@missing=""; \
+	if [ ! -d "$(SHARED_DATA)" ]; then \
+	    missing="$(SHARED_DATA) not found (the benchmark data the tests read)"; \
+	fi; \
+	if [ -n "$(NEED_CHROMIUM)" ] && [ ! -x $(CHROMIUM) ] && \
+	        { [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; }; then \
+	    missing="$${missing:+$$missing; }$(CHROMIUM) not found and not root to install it (run: sudo apt-get install chromium chromium-driver)"; \
+	fi; \
+	if [ -n "$$missing" ]; then echo "make: cannot run the tests: $$missing" >&2; exit 1; fi
+	@if [ -n "$(NEED_CHROMIUM)" ] && [ ! -x $(CHROMIUM) ]; then \
+	    echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+	    apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
 
 # Local Prefect server on 127.0.0.1:4200 (SQLite) + the deployments; Ctrl-C stops both.
 serve: setup

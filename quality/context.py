@@ -23,6 +23,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent  # holds gx/
 GX_DIR = PROJECT_ROOT / "gx"
 DOCS_FOLDER = "docs"          # beside the DuckDB file: data/warehouse.duckdb -> data/docs/
 RESULTS_FOLDER = "gx-results"  # GE's validation results store (JSON), beside the site
+# Every checkpoint ends with GE's update_data_docs action (gx/checkpoints/*.json). With this
+# set to 0 / false / off, validations still store their results but do not rebuild the site.
+# The test suite turns it off outside the tests about Data Docs (tests/conftest.py): each
+# refresh would otherwise render the site up to three times. `distillery docs --rebuild`
+# renders it from the stored results whenever it is wanted.
+DATA_DOCS_ENV = "DISTILLERY_DATA_DOCS"
 
 # GE's objects (stores, the registry of data sources) are not built for concurrent use; the
 # refresh flow validates from Prefect's worker threads.
@@ -32,6 +38,11 @@ gx_lock = threading.RLock()
 def docs_dir_for(warehouse: str | os.PathLike[str]) -> Path:
     """The Data Docs folder of a warehouse file: `docs/` beside it."""
     return Path(warehouse).expanduser().resolve().parent / DOCS_FOLDER
+
+
+def data_docs_enabled() -> bool:
+    """Whether checkpoints rebuild the Data Docs site (on unless DISTILLERY_DATA_DOCS is off)."""
+    return os.environ.get(DATA_DOCS_ENV, "1").strip().lower() not in ("0", "false", "off", "no")
 
 
 def results_dir_for(docs_dir: str | os.PathLike[str]) -> Path:
@@ -47,7 +58,7 @@ def _quiet() -> None:
 
 
 @lru_cache(maxsize=16)
-def _open(docs_dir: Path) -> Any:
+def _open(docs_dir: Path, data_docs: bool) -> Any:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -59,10 +70,15 @@ def _open(docs_dir: Path) -> Any:
         "DISTILLERY_DOCS_DIR": str(docs_dir),
     })
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if not data_docs:
+        # No site configured: the checkpoints' update_data_docs action builds nothing. (The
+        # checkpoints themselves stay as saved: GE refuses to run an edited one.)
+        ctx.variables.data_docs_sites = {}
     return ctx
 
 
-def quality_context(docs_dir: str | os.PathLike[str]) -> Any:
-    """The file data context with its results and Data Docs under `docs_dir`'s folder.
+def quality_context(docs_dir: str | os.PathLike[str], data_docs: bool = True) -> Any:
+    """The file data context with its results and Data Docs under `docs_dir`'s folder;
+    `data_docs=False`: a context without the site (validations write none).
     Callers hold `gx_lock` while they use it."""
-    return _open(Path(docs_dir).expanduser().resolve())
+    return _open(Path(docs_dir).expanduser().resolve(), data_docs)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .context import gx_lock, quality_context
+from .context import data_docs_enabled, gx_lock, quality_context
 from .validate import _results, _run, _suite_stats, row_failures
 
 SUITE = CHECKPOINT = "preference_pairs"
@@ -47,7 +47,7 @@ def validate_pairs(rows: pd.DataFrame, *, run_id: str | None = None,
     docs = Path(docs_dir if docs_dir is not None else Path(tmp.name) / "docs")
     try:
         with gx_lock:
-            ctx = quality_context(docs)
+            ctx = quality_context(docs, data_docs=data_docs_enabled())
             runs = _run(ctx, CHECKPOINT, df, {}, run_id or "adhoc", dt.datetime.now(dt.UTC))
     finally:
         if tmp is not None:

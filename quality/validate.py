@@ -1,7 +1,8 @@
 """Run the project's checkpoints over a candidate batch: failing rows become rejections named
 after the expectation, batch-level failures refuse the batch, drift from the current snapshot
 is reported (and refuses the batch when `drift_blocking`). Each checkpoint stores its results
-and rebuilds the Data Docs site (quality/gx/checkpoints/*.json, action update_data_docs)."""
+and rebuilds the Data Docs site (quality/gx/checkpoints/*.json, action update_data_docs;
+skipped when DISTILLERY_DATA_DOCS is off, see quality.context)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from tasks.types import Rejection
 
-from .context import gx_lock, quality_context
+from .context import data_docs_enabled, gx_lock, quality_context
 from .suites import (
     BATCH_CHECKPOINT,
     CURATED_SUITE,
@@ -309,7 +310,8 @@ def _site(docs_dir: str | os.PathLike[str] | None, run_id: str | None
     docs = Path(docs_dir if docs_dir is not None else Path(tmp.name) / "docs")
     try:
         with gx_lock:
-            yield quality_context(docs), run_id or "adhoc", dt.datetime.now(dt.UTC)
+            yield (quality_context(docs, data_docs=data_docs_enabled()), run_id or "adhoc",
+                   dt.datetime.now(dt.UTC))
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -317,9 +319,9 @@ def _site(docs_dir: str | os.PathLike[str] | None, run_id: str | None
 
 def _located(outcome: ValidationOutcome, docs_dir: str | os.PathLike[str] | None
              ) -> ValidationOutcome:
-    if docs_dir is not None:
+    if docs_dir is not None and data_docs_enabled():
         outcome.docs_index = Path(docs_dir).expanduser().resolve() / "index.html"
-    else:  # the site is gone with its temporary folder: point at nothing
+    else:  # no site was written, or it is gone with its temporary folder: point at nothing
         outcome.docs_pages = {}
     return outcome
 

@@ -7,7 +7,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Checkpoints do not rebuild the Data Docs site (each refresh would render it up to three
+# times); the tests about Data Docs turn it back on with the `data_docs` fixture. Subprocesses
+# (the CLI, the serve process) inherit it. DISTILLERY_DATA_DOCS=1 runs the whole suite with it.
+os.environ.setdefault("DISTILLERY_DATA_DOCS", "0")
 
+import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -23,25 +28,67 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session")
-def prefect_harness():
-    """A real Prefect API (temporary SQLite-backed server) for flow tests."""
-    from prefect.testing.utilities import prefect_test_harness
+@pytest.fixture
+def data_docs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints rebuild the Data Docs site, as they do for users."""
+    monkeypatch.setenv("DISTILLERY_DATA_DOCS", "1")
 
-    with prefect_test_harness(server_startup_timeout=120):
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """The session's one Prefect API: a real `prefect server start` (SQLite) on a free
+    loopback port (tests/prefect_live.py)."""
+    from prefect_live import prefect_server as start
+
+    with start(tmp_path_factory.mktemp("prefect")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(prefect_server):
+    """Flows run in this process report to the session's Prefect server."""
+    with prefect_server.as_default():
         yield
+
+
+@pytest.fixture(scope="session")
+def live_prefect(prefect_server):
+    """The session's Prefect server with `distillery serve` attached to it: the served
+    deployments, runs triggered through the API (tests/prefect_live.py)."""
+    from prefect_live import start_serve
+
+    start_serve(prefect_server)
+    return prefect_server
+
+
+@pytest.fixture(scope="session")
+def procedural_warehouse_master(prefect_harness, tmp_path_factory) -> Path:
+    """One procedural refresh (n=260, seed=5: snapshot 1) for the whole session. Tests never
+    open this file: they get a copy (`procedural_warehouse`)."""
+    from flows.refresh import RefreshConfig, refresh
+
+    path = tmp_path_factory.mktemp("procedural-master") / "wh.duckdb"
+    out = refresh(RefreshConfig(source="procedural", n=260, seed=5, warehouse=str(path)))
+    assert out["status"] == "completed" and out["snapshot_id"] == 1
+    assert out["counts"]["kept"] > 200 and out["counts"]["semantic_duplicate"] > 0
+    return path
+
+
+def copy_warehouse(master: Path, folder: Path) -> Path:
+    """A private copy of a closed warehouse file (and its WAL, if one was left)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in master.parent.glob(master.name + "*"):
+        shutil.copy(src, folder / src.name)
+    return folder / master.name
+
+
+@pytest.fixture(scope="module")
+def procedural_warehouse(procedural_warehouse_master, tmp_path_factory) -> Path:
+    """This module's own copy of the session's procedural warehouse (one refresh run,
+    snapshot 1): cheaper than a refresh per module, and no module sees another's writes."""
+    return copy_warehouse(procedural_warehouse_master, tmp_path_factory.mktemp("wh"))
 
 
 @pytest.fixture
 def warehouse_path(tmp_path: Path) -> Path:
     return tmp_path / "wh.duckdb"
-
-
-@pytest.fixture(scope="session")
-def live_prefect(tmp_path_factory):
-    """A real `prefect server start` on a free loopback port with `distillery serve`
-    attached to it (tests/prefect_live.py)."""
-    from prefect_live import live_prefect as start
-
-    with start(tmp_path_factory.mktemp("live-prefect")) as live:
-        yield live

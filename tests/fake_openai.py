@@ -114,6 +114,9 @@ class FakeOpenAI:
         self._thread: threading.Thread | None = None
         self.port = 0
         self.prefix = hashlib.md5(str(time.time_ns()).encode()).hexdigest()[:6]  # unique ids
+        self._open = threading.Event()  # cleared by hold(): completions wait for release()
+        self._open.set()
+        self.held = 0                                 # completions waiting on hold() now
 
     # ------------------------------------------------------------- lifecycle
     @property
@@ -161,7 +164,15 @@ class FakeOpenAI:
             return {"kinds": dict(self.kinds), "served": dict(self.served),
                     "attempts": dict(self.attempts), "requests": sum(self.kinds.values()),
                     "served_total": sum(self.served.values()),
-                    "peak_queued": self.peak_queued}
+                    "peak_queued": self.peak_queued, "held": self.held}
+
+    def hold(self) -> None:
+        """Completions wait (the client sees a slow engine) until `release()`: a run that
+        must still be going while a test checks something else."""
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -263,6 +274,13 @@ class FakeOpenAI:
         with self._lock:
             self.attempts[_ident(question, context)] += 1
             attempt = self.attempts[_ident(question, context)]
+        if not self._open.is_set():
+            with self._lock:
+                self.held += 1
+            while not self._open.is_set():
+                await asyncio.sleep(0.05)
+            with self._lock:
+                self.held -= 1
         if self.cfg.slots:
             await self._serve_in_slot(_ident(question, context))
         elif self.cfg.latency_s:

@@ -1,9 +1,13 @@
 """A real `prefect server start` on a free loopback port and a real `distillery serve`
-against it, as a user would run them (see `make serve`). Used by the deployment, browser and
-concurrency tests through the `live_prefect` fixture in conftest.py."""
+against it, as a user would run them (see `make serve`).
+
+One server per test session (conftest.py): `prefect_server` starts it, `prefect_harness`
+points this process's flows at it, `live_prefect` adds the serve process (started by the first
+test that needs the served deployments)."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import socket
@@ -75,17 +79,46 @@ class LivePrefect:
         return env
 
     def logs(self) -> str:
-        return (f"--- server log ---\n{_tail(self.server_log)}\n"
-                f"--- serve log ---\n{_tail(self.serve_log, 8000)}")
+        text = f"--- server log ---\n{_tail(self.server_log)}"
+        if self.serve_log.exists():
+            text += f"\n--- serve log ---\n{_tail(self.serve_log, 8000)}"
+        return text
 
     @contextmanager
     def settings(self) -> Iterator[None]:
-        """Point this process's Prefect client at the live server (the session's test
-        harness may be active and would otherwise win)."""
+        """Point this process's Prefect client at the live server."""
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings({PREFECT_API_URL: self.api_url}):
             yield
+
+    @contextmanager
+    def as_default(self) -> Iterator[None]:
+        """This server as the process-wide API for flows run in this process, the way
+        `prefect_test_harness` installs its own (settings, and the global settings context
+        that contexts copied earlier see); log and event workers are drained on the way out
+        so that nothing is left to send to a server about to stop."""
+        import prefect.context
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+        from prefect.utilities.asyncutils import run_coro_as_sync
+
+        with self.settings(), prefect.context._temporary_global_settings_context(
+                prefect.context.get_settings_context()):
+            yield
+
+            async def drain() -> None:
+                try:
+                    result = APILogWorker.instance().drain()
+                    if inspect.isawaitable(result):
+                        await result
+                except RuntimeError:  # never started
+                    pass
+                result = EventsWorker.drain_all()
+                if inspect.isawaitable(result):
+                    await result
+
+            run_coro_as_sync(drain())
 
     def client(self) -> Any:
         from prefect.client.orchestration import get_client
@@ -145,8 +178,9 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) ->
 
 
 @contextmanager
-def live_prefect(root: Path, startup_timeout_s: float = 120) -> Iterator[LivePrefect]:
-    """Start the server and the serve process; stop both (serve first) on the way out."""
+def prefect_server(root: Path, startup_timeout_s: float = 120) -> Iterator[LivePrefect]:
+    """Start `prefect server start` (SQLite under `root`); stop it, and whatever was added
+    to `procs` after it (the serve process), newest first, on the way out."""
     (root / "home").mkdir(parents=True, exist_ok=True)
     workdir = root / "work"
     workdir.mkdir(exist_ok=True)
@@ -163,18 +197,22 @@ def live_prefect(root: Path, startup_timeout_s: float = 120) -> Iterator[LivePre
                  str(port)], env=server_env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True))
         _wait_http(f"{live.api_url}/health", live.procs[0], live.server_log, startup_timeout_s)
-        with live.serve_log.open("w") as log:
-            # Poll every second (default 10 s) so triggered runs start at once in tests.
-            live.procs.append(subprocess.Popen(
-                [str(BIN / "distillery"), "serve", "--warehouse", str(live.warehouse)],
-                env=live.env(PREFECT_RUNNER_POLL_FREQUENCY="1"), cwd=workdir, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True))
-        deadline = time.monotonic() + startup_timeout_s
-        while not live.serve_log.read_text(errors="replace").count("being served"):
-            if live.procs[1].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"distillery serve did not start:\n{live.logs()}")
-            time.sleep(0.3)
         yield live
     finally:
         for proc in reversed(live.procs):
             _stop(proc)
+
+
+def start_serve(live: LivePrefect, startup_timeout_s: float = 120) -> None:
+    """Start `distillery serve` against the server; `prefect_server` stops it first."""
+    with live.serve_log.open("w") as log:
+        # Poll every second (default 10 s) so triggered runs start at once in tests.
+        live.procs.append(subprocess.Popen(
+            [str(BIN / "distillery"), "serve", "--warehouse", str(live.warehouse)],
+            env=live.env(PREFECT_RUNNER_POLL_FREQUENCY="1"), cwd=live.workdir, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True))
+    deadline = time.monotonic() + startup_timeout_s
+    while not live.serve_log.read_text(errors="replace").count("being served"):
+        if live.procs[-1].poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"distillery serve did not start:\n{live.logs()}")
+        time.sleep(0.3)

@@ -1,5 +1,6 @@
 """Browsing as the README tells users to: the DuckDB CLI installed with the project opens a
-warehouse that the pipeline wrote, and every query of the README's SQL tour runs in it."""
+warehouse that the pipeline wrote (the session's procedural one, conftest.py), and every
+query of the README's SQL tour runs in it."""
 
 from __future__ import annotations
 
@@ -7,10 +8,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
-
-from flows.refresh import RefreshConfig, refresh
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "duckdb"
@@ -31,19 +28,10 @@ def _duckdb(path: Path, sql: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def pipeline_warehouse(live_prefect, tmp_path_factory) -> Path:
-    wh = tmp_path_factory.mktemp("browse") / "warehouse.duckdb"
-    with live_prefect.settings():
-        out = refresh(RefreshConfig(n=120, seed=8, warehouse=str(wh)))
-    assert out["status"] == "completed" and out["counts"]["semantic_duplicate"] > 0
-    return wh
-
-
-def test_duckdb_cli_opens_a_pipeline_warehouse(pipeline_warehouse):
+def test_duckdb_cli_opens_a_pipeline_warehouse(procedural_warehouse):
     assert CLI.exists(), "the DuckDB CLI (PyPI duckdb-cli, dev extras) is missing from the venv"
     version = subprocess.run([str(CLI), "-version"], capture_output=True, text=True)
-    out = _duckdb(pipeline_warehouse, "select (select count(*) from curated) as curated, "
+    out = _duckdb(procedural_warehouse, "select (select count(*) from curated) as curated, "
                   "(select count(*) from duplicates) as duplicates, "
                   "(select status from run_summary) as status;")
     assert out.returncode == 0, f"{version.stdout}\n{out.stderr}"
@@ -53,9 +41,9 @@ def test_duckdb_cli_opens_a_pipeline_warehouse(pipeline_warehouse):
     assert int(curated) > 80 and int(duplicates) > 0 and status == "completed"
 
 
-def test_readme_sql_tour_runs_in_the_cli(pipeline_warehouse):
+def test_readme_sql_tour_runs_in_the_cli(procedural_warehouse):
     queries = _tour()
     assert len(queries) >= 8
     for sql in queries:
-        out = _duckdb(pipeline_warehouse, sql + ";")
+        out = _duckdb(procedural_warehouse, sql + ";")
         assert out.returncode == 0 and not out.stderr, f"{sql}\n{out.stderr}"

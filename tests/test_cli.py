@@ -21,14 +21,21 @@ def _run(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.
                           env=env, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def populated(tmp_path_factory) -> Path:
-    wh = tmp_path_factory.mktemp("cli") / "w.duckdb"
+def test_refresh_in_prefect_ephemeral_mode(tmp_path):
+    """The one CLI refresh of this file: no Prefect server configured, as a user first runs
+    it. The browsing commands below read the session's procedural warehouse instead."""
+    wh = tmp_path / "w.duckdb"
     out = _run("refresh", "--source", "procedural", "--n", "120", "--seed", "4",
                "--warehouse", str(wh))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "completed" in out.stdout and "distillery sql" in out.stdout
-    return wh
+    assert f"snapshot: 1  warehouse: {wh}" in out.stdout
+    assert Store(wh).counts()["curated"] > 80
+
+
+@pytest.fixture(scope="module")
+def populated(procedural_warehouse) -> Path:
+    return procedural_warehouse
 
 
 def test_sql_and_status(populated):

@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 
 from flows.refresh import RefreshConfig, refresh
+from tasks.sources import load_questions
 from warehouse import Store
 from warehouse.refresh_lock import RefreshAlreadyRunning, lock_path, refresh_lock
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fake_openai import FakeOpenAI  # noqa: E402
 
 BIN = Path(sys.executable).parent
 # Runs one flow in a process of its own and reports its result, its time window and how long
@@ -47,24 +51,20 @@ def _result(proc: subprocess.Popen, timeout: float = 240) -> tuple[dict, str]:
     return json.loads(line[len("RESULT "):]), err
 
 
-def _seed(live, wh: Path) -> dict:
-    with live.settings():
-        return refresh(RefreshConfig(n=150, seed=41, warehouse=str(wh)))
-
-
-def test_refresh_and_finetune_at_once_on_one_file(live_prefect, tmp_path):
-    wh = tmp_path / "shared.duckdb"
-    first = _seed(live_prefect, wh)
+def test_refresh_and_finetune_at_once_on_one_file(prefect_server, procedural_warehouse,
+                                                  tmp_path):
+    wh = procedural_warehouse  # one refresh run, snapshot 1 (conftest.py)
     store = Store(wh)
     curated_before = store.counts()["curated"]
-    assert first["snapshot_id"] == 1 and curated_before == first["counts"]["kept"]
+    assert store.query("SELECT max(snapshot_id) FROM snapshots")[1] == [(1,)]
+    assert curated_before > 200
 
     ft_cfg = {"subset_size": 40, "snapshot_id": 1, "max_steps": 3, "eval_n": 4,
-              "max_new_tokens": 32, "batch_size": 4, "warehouse": str(wh),
+              "max_new_tokens": 32, "batch_size": 2, "warehouse": str(wh),
               "output_root": str(tmp_path / "models")}
-    rf = _start(live_prefect, "refresh", json.dumps({"n": 300, "seed": 42,
+    rf = _start(prefect_server, "refresh", json.dumps({"n": 300, "seed": 42,
                                                      "warehouse": str(wh)}))
-    ft = _start(live_prefect, "finetune", json.dumps(ft_cfg))
+    ft = _start(prefect_server, "finetune", json.dumps(ft_cfg))
     r, r_err = _result(rf)
     f, f_err = _result(ft)
 
@@ -90,39 +90,52 @@ def test_refresh_and_finetune_at_once_on_one_file(live_prefect, tmp_path):
     assert runs == [("completed", 2)]
 
 
-def _cli(live, *args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([str(BIN / "distillery"), *args], env=live.env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+def _cli(live, *args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "distillery"), *args], env=live.env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_second_refresh_is_refused_while_one_runs(live_prefect, tmp_path):
+def test_second_refresh_is_refused_while_one_runs(prefect_server, tmp_path):
+    """The first refresh's teacher is a local OpenAI-compatible server that holds every
+    answer until told: the first refresh is certainly still running (holding the lock, in
+    its teacher stage) while the second is refused, however slow the machine."""
     wh = tmp_path / "one.duckdb"
     lock = lock_path(wh)
-    first = _cli(live_prefect, "refresh", "--n", "2000", "--seed", "5", "--warehouse", str(wh))
-    deadline = time.monotonic() + 120
-    while not (lock.exists() and f'"pid": {first.pid}' in lock.read_text()):
-        assert first.poll() is None, first.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the first refresh never took the lock"
-        time.sleep(0.1)
+    n, seed = 40, 5
+    answers = {(q.text, q.context.strip()): q.gold_program
+               for q in load_questions("procedural", n=n, seed=seed)}
+    with FakeOpenAI(answers) as teacher:
+        teacher.hold()
+        first = _cli(prefect_server, "refresh", "--n", str(n), "--seed", str(seed),
+                     "--teacher", "openai", "--base-url", teacher.base_url,
+                     "--request-timeout-s", "600", "--warehouse", str(wh),
+                     OPENAI_API_KEY="sk-test-refresh-lock")
+        deadline = time.monotonic() + 180
+        while not (lock.exists() and f'"pid": {first.pid}' in lock.read_text()
+                   and teacher.stats()["held"] > 0):
+            assert first.poll() is None, first.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the first refresh never reached its teacher"
+            time.sleep(0.1)
 
-    # The CLI refuses with one line that names the running refresh...
-    second = _cli(live_prefect, "refresh", "--n", "20", "--warehouse", str(wh))
-    # ...and so does the flow itself (a deployment run, or a race past the CLI's check).
-    with live_prefect.settings(), pytest.raises(RefreshAlreadyRunning, match="another refresh"):
-        refresh(RefreshConfig(n=20, warehouse=str(wh)))
-    out, err = second.communicate(timeout=120)
-    still_running = first.poll() is None
-    assert second.returncode == 3, err[-3000:]
-    assert "another refresh is running on this warehouse" in err
-    assert f"pid {first.pid}" in err and "Traceback" not in err
-    assert still_running, "the first refresh ended before the second was checked"
+        # The CLI refuses with one line that names the running refresh...
+        second = _cli(prefect_server, "refresh", "--n", "20", "--warehouse", str(wh))
+        # ...and so does the flow itself (a deployment run, or a race past the CLI's check).
+        with prefect_server.settings(), \
+                pytest.raises(RefreshAlreadyRunning, match="another refresh"):
+            refresh(RefreshConfig(n=20, warehouse=str(wh)))
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 3, err[-3000:]
+        assert "another refresh is running on this warehouse" in err
+        assert f"pid {first.pid}" in err and "Traceback" not in err
+        assert first.poll() is None  # held by its teacher: it cannot have finished
 
-    out, err = first.communicate(timeout=240)
+        teacher.release()
+        out, err = first.communicate(timeout=240)
     assert first.returncode == 0, err[-3000:]
     store = Store(wh)
     _, runs = store.query("SELECT status FROM runs")
     assert runs == [("completed",)]  # the refused ones wrote nothing, not even a run row
-    assert store.counts()["curated"] > 1500
+    assert store.counts()["curated"] > n // 2
     assert lock.read_text() == ""  # released: the next refresh may start
     with refresh_lock(wh, "next"):
         pass

@@ -23,9 +23,9 @@ def _curated(path) -> list[tuple]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def threads_result(live_prefect, tmp_path_factory) -> tuple[dict, list[tuple]]:
+def threads_result(prefect_server, tmp_path_factory) -> tuple[dict, list[tuple]]:
     wh = tmp_path_factory.mktemp("threads") / "wh.duckdb"
-    with live_prefect.settings():
+    with prefect_server.settings():
         out = refresh(RefreshConfig(n=N, seed=SEED, warehouse=str(wh), batch_size=50))
     return out, _curated(wh)
 
@@ -37,18 +37,18 @@ def _same(out: dict, curated: list[tuple], expected: tuple[dict, list[tuple]]) -
     assert curated == base_curated and len(curated) > 100
 
 
-def test_local_cluster_gives_the_default_runners_result(live_prefect, threads_result,
+def test_local_cluster_gives_the_default_runners_result(prefect_server, threads_result,
                                                         tmp_path):
     """`--task-runner dask`: a LocalCluster of 2 worker processes started for the run."""
     wh = tmp_path / "wh.duckdb"
     cfg = RefreshConfig(n=N, seed=SEED, warehouse=str(wh), batch_size=50, task_runner="dask",
                         dask_workers=2)
-    with live_prefect.settings():
+    with prefect_server.settings():
         out = refresh(cfg)
     _same(out, _curated(wh), threads_result)
 
 
-def test_existing_scheduler_runs_the_batches(live_prefect, threads_result, tmp_path):
+def test_existing_scheduler_runs_the_batches(prefect_server, threads_result, tmp_path):
     """`--dask-address`: the batches run on that cluster's workers, not in the flow."""
     wh = tmp_path / "wh.duckdb"
     with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
@@ -56,7 +56,7 @@ def test_existing_scheduler_runs_the_batches(live_prefect, threads_result, tmp_p
         cfg = RefreshConfig(n=N, seed=SEED, warehouse=str(wh), batch_size=50,
                             task_runner="dask", dask_address=cluster.scheduler_address)
         pickle.dumps(cfg)  # the config travels to flow runs of deployments
-        with live_prefect.settings():
+        with prefect_server.settings():
             out = refresh(cfg)
         ran = set(cluster.scheduler.task_prefixes)
     _same(out, _curated(wh), threads_result)

@@ -22,7 +22,7 @@ from warehouse import Store
 REPO = Path(__file__).resolve().parents[1]
 # A finetune small enough for a test: a handful of steps, a few eval questions.
 TINY_FINETUNE = {"data": {"subset_size": 40},
-                 "training": {"max_steps": 3, "batch_size": 4},
+                 "training": {"max_steps": 3, "batch_size": 2},
                  "evaluation": {"eval_n": 4, "max_new_tokens": 32}}
 
 

@@ -12,7 +12,6 @@ from trl.data_utils import is_conversational
 from typer.testing import CliRunner
 
 from flows.cli.main import app
-from flows.refresh import RefreshConfig, refresh
 from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_flow, export_subset
 from tasks.errors import InputError
 from tasks.experiments.export import export_examples
@@ -23,9 +22,8 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 @pytest.fixture(scope="module")
-def subset(tmp_path_factory, prefect_harness) -> tuple[Path, str, str]:
-    path = tmp_path_factory.mktemp("export") / "w.duckdb"
-    refresh(RefreshConfig(source="procedural", n=120, seed=8, warehouse=str(path)))
+def subset(procedural_warehouse) -> tuple[Path, str, str]:
+    path = procedural_warehouse
     out = create_subsets(SubsetConfig(sizes=[15, 40], strategy="random", seed=0,
                                       warehouse=str(path)))
     return path, out.subsets[1].subset_id, out.subsets[0].subset_id

@@ -122,13 +122,9 @@ def test_evaluation_executes_generated_programs(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def warehouse(prefect_harness, tmp_path_factory) -> Path:
-    from flows.refresh import RefreshConfig, refresh
-
-    wh = tmp_path_factory.mktemp("ft") / "wh.duckdb"
-    summary = refresh(RefreshConfig(source="procedural", n=120, seed=3, warehouse=str(wh)))
-    assert summary["snapshot_id"] == 1
-    return wh
+def warehouse(prefect_harness, procedural_warehouse) -> Path:
+    """The session's procedural refresh (snapshot 1), this module's copy (conftest.py)."""
+    return procedural_warehouse
 
 
 def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
@@ -136,7 +132,7 @@ def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
     from warehouse import Store
 
     experiment = finetune_flow(FinetuneConfig(
-        subset_size=48, seed=1, max_steps=12, batch_size=8, eval_n=6, max_new_tokens=48,
+        subset_size=48, seed=1, max_steps=12, batch_size=4, eval_n=6, max_new_tokens=48,
         warehouse=str(warehouse), output_root=str(tmp_path / "models")))
     [out] = experiment.models
     curve = [p["loss"] for p in out.train.loss_curve]
@@ -148,7 +144,7 @@ def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
     assert row["subset_id"] == out.subset_id and row["snapshot_id"] == 1
     assert row["params"]["max_steps"] == 12
     assert [p["loss"] for p in row["loss_curve"]] == curve
-    assert row["train_tokens"] > 12 * 8 * 100 and row["tokens_per_s"] > 0
+    assert row["train_tokens"] > 12 * 4 * 100 and row["tokens_per_s"] > 0
     assert row["metrics"]["steps"] == 12 and row["metrics"]["n_examples"] == 48
     model_dir = Path(row["output_dir"])
     assert (model_dir / "config.json").exists() and (model_dir / "tokenizer.json").exists()
@@ -164,12 +160,14 @@ def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
     assert out.run_id == experiment.experiment_id and Path(out.output_dir).name == out.run_id
 
 
-def test_gpu_ladder_script_cpu_mode(warehouse, tmp_path):
+def test_gpu_ladder_script_cpu_mode(warehouse, prefect_server, tmp_path):
     """bench/gpu_ladder.sh without a GPU: the tiny student's ladder through the CLI."""
     env = {**os.environ, "WAREHOUSE": str(warehouse), "SIZES": "16,32", "MAX_STEPS": "4",
+           "BATCH": "2",
            "EVAL_N": "4", "MAX_NEW_TOKENS": "24", "OUTPUT_ROOT": str(tmp_path / "models"),
-           "BIN": str(Path(sys.executable).parent), "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("PREFECT_API_URL", None)  # the script runs its own ephemeral Prefect
+           "BIN": str(Path(sys.executable).parent), "CUDA_VISIBLE_DEVICES": "",
+           # the session's server, as after `make serve` (not an ephemeral one per command)
+           "PREFECT_API_URL": prefect_server.api_url}
     out = subprocess.run(["bash", str(REPO / "bench" / "gpu_ladder.sh")], env=env,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
@@ -244,7 +242,7 @@ def test_ladder_strategies_and_unverified_arm(warehouse, tmp_path):
 
     out = ladder_flow(LadderConfig(
         sizes=[16, 32], strategies=["random", "difficulty"], unverified_rate=0.5,
-        arm_sizes=[16], max_steps=3, batch_size=8, eval_n=4, max_new_tokens=24,
+        arm_sizes=[16], max_steps=3, batch_size=2, eval_n=4, max_new_tokens=24,
         warehouse=str(warehouse), output_root=str(tmp_path / "models")))
     curves = [(p.curve, p.examples) for p in out.points]
     assert curves == [("base", 0), ("random", 16), ("random", 32), ("difficulty", 16),

@@ -120,8 +120,8 @@ def test_client_retry_after_backoff_and_last_error(_api_key):
 # --- the refresh flow ------------------------------------------------------------------------
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_fault_mix_2000_questions_every_one_accounted_and_rerun_is_free(warehouse_path):
-    n, seed = 2000, 3
+def test_fault_mix_every_question_accounted_and_rerun_is_free(warehouse_path):
+    n, seed = 500, 3
     with FakeOpenAI(_answers(n, seed), **FAULTS, p_wrong=0.08, p_unparseable=0.02,
                     timeout_sleep_s=3.0) as server:
         cfg = _llm_cfg(server, warehouse_path, source="procedural", n=n, seed=seed,
@@ -140,7 +140,7 @@ def test_fault_mix_2000_questions_every_one_accounted_and_rerun_is_free(warehous
         # The mix really happened, roughly as scripted.
         assert 0.12 < kinds["429"] / attempts < 0.28 and kinds["timeout"] > 20
         assert kinds["garbage"] > 20 and kinds["500"] > 50
-        assert c["llm_cache_hits"] == 0 and c["llm_requests"] > 1500
+        assert c["llm_cache_hits"] == 0 and c["llm_requests"] > 0.75 * n
         # Each answer was paid for once, unless the client had already given up on it (a
         # client-side timeout while the server was still answering, on a loaded machine).
         late = c.get("llm_error_timeout", 0) - kinds["timeout"]
@@ -169,7 +169,7 @@ def test_fault_mix_2000_questions_every_one_accounted_and_rerun_is_free(warehous
         assert after.pop("runs") == before.pop("runs") + 1
         assert again["snapshot_id"] is None and after == before
     print(f"\nfault mix: {attempts} attempts for {c['llm_requests']} requests in {took:.1f}s; "
-          f"stages {out['stage_seconds']}")
+          f"kinds {kinds}; stages {out['stage_seconds']}")
 
 
 @pytest.mark.usefixtures("prefect_harness")

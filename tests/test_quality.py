@@ -176,6 +176,7 @@ def test_the_file_context_loads_the_json_suites(tmp_path):
     assert any(type(e) is ExpectColumnValuesToBeFiniteNumbers for e in suite.expectations)
 
 
+@pytest.mark.usefixtures("data_docs")
 def test_validating_leaves_the_committed_project_untouched(tmp_path):
     before = _tracked_gx_files()
     ref = _procedural(60, seed=3)
@@ -306,6 +307,7 @@ def test_no_reference_skips_the_drift_suite(tmp_path):
 # ------------------------------------------------------------------ Data Docs
 
 
+@pytest.mark.usefixtures("data_docs")
 def test_checkpoints_write_data_docs_beside_the_results(tmp_path):
     rows = [_row(i) for i in range(10)]
     rows[2]["answer"] = "inf"
@@ -324,6 +326,28 @@ def test_checkpoints_write_data_docs_beside_the_results(tmp_path):
     assert "samples" in out.docs_index.read_text()
 
 
+def test_data_docs_are_on_unless_switched_off(tmp_path, monkeypatch):
+    """Users get the site by default; DISTILLERY_DATA_DOCS=0 (the test suite's setting
+    outside the Data Docs tests) stores the results and writes no site."""
+    from quality.context import DATA_DOCS_ENV, data_docs_enabled
+
+    monkeypatch.delenv(DATA_DOCS_ENV, raising=False)
+    assert data_docs_enabled()
+    monkeypatch.setenv(DATA_DOCS_ENV, "0")
+    rows = [_row(i) for i in range(10)]
+    rows[2]["program"] = "ans = (1 +"
+    out = validate_candidates(pd.DataFrame(rows), run_id="run-no-docs",
+                              reference=pd.DataFrame([_row(i) for i in range(50, 80)]),
+                              docs_dir=tmp_path / "docs")
+    assert out.rejections and set(dict(out.statistics["suites"])) == {
+        "questions", "samples", "abstentions", "curated_batch", "curated_drift"}
+    assert out.docs_index is None and out.docs_pages == {}
+    assert not (tmp_path / "docs").exists()
+    assert "Data Docs" not in out.summary_markdown()
+    assert len(list((tmp_path / "gx-results").rglob("*run-no-docs*"))) >= 5  # still stored
+
+
+@pytest.mark.usefixtures("data_docs")
 def test_outcome_reports_for_the_run_artifact(tmp_path):
     rows = [_row(i, program=None if i < 6 else f"ans = {i}", kind="sum") for i in range(10)]
     out = validate_candidates(pd.DataFrame(rows), docs_dir=tmp_path / "docs")

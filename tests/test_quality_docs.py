@@ -54,8 +54,10 @@ def _failed_batch() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def failed_docs(tmp_path_factory) -> tuple[Path, object]:
     warehouse = tmp_path_factory.mktemp("docs") / "wh.duckdb"
-    out = validate_candidates(_failed_batch(), max_rejected_fraction=0.1, run_id="run-failed-1",
-                              docs_dir=docs_dir_for(warehouse))
+    with pytest.MonkeyPatch.context() as mp:  # the suite turns Data Docs off (conftest.py)
+        mp.setenv("DISTILLERY_DATA_DOCS", "1")
+        out = validate_candidates(_failed_batch(), max_rejected_fraction=0.1,
+                                  run_id="run-failed-1", docs_dir=docs_dir_for(warehouse))
     assert not out.success  # 3 of 12 rows rejected, over 0.1: the batch is refused
     return warehouse, out
 

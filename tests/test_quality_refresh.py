@@ -71,6 +71,7 @@ def _kinds_jsonl(path: Path, n: int, kind: str) -> Path:
     return path
 
 
+@pytest.mark.usefixtures("data_docs")
 def test_drift_warns_by_default_and_refuses_when_blocking(warehouse_path, tmp_path):
     from quality.context import docs_dir_for
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pandas as pd
+import pytest
 
 from quality.stage import QualityConfig, Validate, candidate_rows
 from tasks.checks import check_samples, select_samples
@@ -25,6 +26,7 @@ def _candidates(n: int, seed: int, source: str = "procedural"
     return questions, select_samples(samples)
 
 
+@pytest.mark.usefixtures("data_docs")
 def test_stage_keeps_good_samples_and_names_row_rejections(tmp_path):
     questions, items = _candidates(40, seed=1)
     broken = items[0]

@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli.main import app
-from flows.refresh import RefreshConfig, refresh
 from flows.subsets import SubsetConfig, create_subsets, subset_flow
 from tasks.errors import InputError
 from tasks.experiments.subsets import (
@@ -31,11 +30,9 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 @pytest.fixture(scope="module")
-def wh_path(tmp_path_factory, prefect_harness) -> Path:
-    path = tmp_path_factory.mktemp("subsets") / "w.duckdb"
-    out = refresh(RefreshConfig(source="procedural", n=260, seed=5, warehouse=str(path)))
-    assert out["snapshot_id"] == 1 and out["counts"]["kept"] > 200
-    return path
+def wh_path(procedural_warehouse) -> Path:
+    """The session's procedural refresh (n=260, snapshot 1, > 200 kept: conftest.py)."""
+    return procedural_warehouse
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ def test_custom_finetune_run_from_the_ui(live_prefect):
         page.get_by_role("textbox").first.fill(run_name)  # Run Name
         # Plain-typed fields (0 = not set): a value is typed at once, no type
         # chooser to click first.
-        for label, value in [("Max Steps", "3"), ("Subset Size", "40"),
+        for label, value in [("Max Steps", "3"), ("Batch Size", "2"), ("Subset Size", "40"),
                              ("Eval N", "4"), ("Max New Tokens", "32")]:
             _field(page, label).fill(value)
         page.get_by_role("button", name="Submit").click()
@@ -70,8 +70,8 @@ def test_custom_finetune_run_from_the_ui(live_prefect):
     assert run.name == run_name
     assert run.state.is_completed(), f"{run.state}\n{live_prefect.logs()}"
     config = run.parameters["config"]
-    assert (config["training"]["max_steps"], config["data"]["subset_size"],
-            config["evaluation"]["eval_n"]) == (3, 40, 4)
+    assert (config["training"]["max_steps"], config["training"]["batch_size"],
+            config["data"]["subset_size"], config["evaluation"]["eval_n"]) == (3, 2, 40, 4)
     # Untouched fields keep the deployment's defaults.
     assert config["training"]["base_model"] == "tiny"
     _, rows = Store(live_prefect.warehouse).query(
