@@ -335,7 +335,7 @@ def test_data_docs_are_on_unless_switched_off(tmp_path, monkeypatch):
     assert data_docs_enabled()
     monkeypatch.setenv(DATA_DOCS_ENV, "0")
     rows = [_row(i) for i in range(10)]
-    rows[2]["program"] = "ans = (1 +"
+    rows[2]["program"], rows[2]["exec_status"] = "ans = (1 +", "error"  # as the sandbox says
     out = validate_candidates(pd.DataFrame(rows), run_id="run-no-docs",
                               reference=pd.DataFrame([_row(i) for i in range(50, 80)]),
                               docs_dir=tmp_path / "docs")
