@@ -34,14 +34,60 @@ def data_docs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISTILLERY_DATA_DOCS", "1")
 
 
+_booted: dict = {}  # the session's Prefect server, once booted (pytest_collection_finish)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules that use the served deployments run last (order otherwise kept): the serve
+    process polls the server every second from its first test to the end of the session."""
+    served = {item.module for item in items if "live_prefect" in _fixtures(item)}
+    items.sort(key=lambda item: item.module in served)  # stable
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Boot the Prefect server now if a collected test will need it: it starts up (an import
+    of Prefect and a database migration) while the first tests run."""
+    if session.config.option.collectonly:
+        return
+    if any("prefect_server" in _fixtures(item) for item in session.items):
+        import tempfile
+
+        from prefect_live import boot_server
+
+        _booted["server"] = boot_server(Path(tempfile.mkdtemp(prefix="distillery-prefect-")))
+
+
+def _fixtures(item: pytest.Item) -> tuple[str, ...]:
+    return tuple(getattr(item, "fixturenames", ()))  # every fixture it uses, transitively
+
+
+def _stop(server, remove: bool) -> None:  # noqa: ANN001 - prefect_live.LivePrefect
+    from prefect_live import stop_all
+
+    stop_all(server)
+    if remove:  # a folder of tempfile's (the early boot); pytest's own are kept
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """The session's one Prefect API: a real `prefect server start` (SQLite) on a free
     loopback port (tests/prefect_live.py)."""
-    from prefect_live import prefect_server as start
+    from prefect_live import boot_server, wait_until_up
 
-    with start(tmp_path_factory.mktemp("prefect")) as server:
+    early = _booted.pop("server", None)
+    server = early or boot_server(tmp_path_factory.mktemp("prefect"))
+    try:
+        wait_until_up(server)
         yield server
+    finally:
+        _stop(server, remove=early is not None)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A server booted for tests that never ran (an early failure, -x) is stopped too."""
+    if "server" in _booted:
+        _stop(_booted.pop("server"), remove=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,10 @@
 """A real `prefect server start` on a free loopback port and a real `distillery serve`
 against it, as a user would run them (see `make serve`).
 
-One server per test session (conftest.py): `prefect_server` starts it, `prefect_harness`
-points this process's flows at it, `live_prefect` adds the serve process (started by the first
-test that needs the served deployments)."""
+One server per test session (conftest.py): booted as soon as the collected tests need it,
+waited for by the `prefect_server` fixture; `prefect_harness` points this process's flows at
+it; `live_prefect` adds the serve process (started by the first test that needs the served
+deployments)."""
 
 from __future__ import annotations
 
@@ -150,7 +151,7 @@ class LivePrefect:
                                          f"{timeout_s:.0f}s\n{self.logs()}")
                 time.sleep(0.5)
 
-    def seed_snapshot(self, n: int = 160, seed: int = 31) -> Any:
+    def seed_snapshot(self, n: int = 80, seed: int = 31) -> Any:
         """Publish one snapshot through the scheduled deployment (run now), once."""
         if self.seed_run is None:
             run = self.run_deployment(REFRESH, {"config": {"source": {"n": n, "seed": seed}}})
@@ -177,10 +178,9 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) ->
     raise RuntimeError(f"{url} not up after {timeout_s:.0f}s:\n{_tail(log)}")
 
 
-@contextmanager
-def prefect_server(root: Path, startup_timeout_s: float = 120) -> Iterator[LivePrefect]:
-    """Start `prefect server start` (SQLite under `root`); stop it, and whatever was added
-    to `procs` after it (the serve process), newest first, on the way out."""
+def boot_server(root: Path) -> LivePrefect:
+    """Launch `prefect server start` (SQLite under `root`) and return at once: the server
+    boots while other work goes on; `wait_until_up` before using it, `stop_all` at the end."""
     (root / "home").mkdir(parents=True, exist_ok=True)
     workdir = root / "work"
     workdir.mkdir(exist_ok=True)
@@ -190,21 +190,37 @@ def prefect_server(root: Path, startup_timeout_s: float = 120) -> Iterator[LiveP
                        serve_log=root / "serve.log")
     server_env = live.env(PREFECT_UI_API_URL=live.api_url, PREFECT_LOGGING_LEVEL="WARNING")
     server_env.pop("PREFECT_API_URL")  # the server serves the API; it is no client of one
+    with live.server_log.open("w") as log:
+        live.procs.append(subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
+             str(port)], env=server_env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True))
+    return live
+
+
+def wait_until_up(live: LivePrefect, startup_timeout_s: float = 120) -> None:
+    _wait_http(f"{live.api_url}/health", live.procs[0], live.server_log, startup_timeout_s)
+
+
+def stop_all(live: LivePrefect) -> None:
+    """Stop the serve process (if any), then the server."""
+    for proc in reversed(live.procs):
+        _stop(proc)
+
+
+@contextmanager
+def prefect_server(root: Path, startup_timeout_s: float = 120) -> Iterator[LivePrefect]:
+    """A server for the length of the block (and what was added to `procs` after it)."""
+    live = boot_server(root)
     try:
-        with live.server_log.open("w") as log:
-            live.procs.append(subprocess.Popen(
-                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                 str(port)], env=server_env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True))
-        _wait_http(f"{live.api_url}/health", live.procs[0], live.server_log, startup_timeout_s)
+        wait_until_up(live, startup_timeout_s)
         yield live
     finally:
-        for proc in reversed(live.procs):
-            _stop(proc)
+        stop_all(live)
 
 
 def start_serve(live: LivePrefect, startup_timeout_s: float = 120) -> None:
-    """Start `distillery serve` against the server; `prefect_server` stops it first."""
+    """Start `distillery serve` against the server; `stop_all` stops it first."""
     with live.serve_log.open("w") as log:
         # Poll every second (default 10 s) so triggered runs start at once in tests.
         live.procs.append(subprocess.Popen(

@@ -21,6 +21,7 @@ def _run(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.
                           env=env, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_refresh_in_prefect_ephemeral_mode(tmp_path):
     """The one CLI refresh of this file: no Prefect server configured, as a user first runs
     it. The browsing commands below read the session's procedural warehouse instead."""
@@ -81,6 +82,7 @@ def test_missing_file_and_unknown_source(tmp_path):
     assert not wh.exists()  # nothing was created for a run that never started
 
 
+@pytest.mark.slow
 def test_a_run_whose_teacher_requests_all_fail_exits_non_zero(tmp_path):
     """An endpoint that refuses every request (here: the key) fails the run: exit 1 and one
     line that says why, never 'completed' with nothing kept; the key is not in the output."""

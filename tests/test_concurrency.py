@@ -51,6 +51,7 @@ def _result(proc: subprocess.Popen, timeout: float = 240) -> tuple[dict, str]:
     return json.loads(line[len("RESULT "):]), err
 
 
+@pytest.mark.slow
 def test_refresh_and_finetune_at_once_on_one_file(prefect_server, procedural_warehouse,
                                                   tmp_path):
     wh = procedural_warehouse  # one refresh run, snapshot 1 (conftest.py)
@@ -62,8 +63,8 @@ def test_refresh_and_finetune_at_once_on_one_file(prefect_server, procedural_war
     ft_cfg = {"subset_size": 40, "snapshot_id": 1, "max_steps": 3, "eval_n": 4,
               "max_new_tokens": 32, "batch_size": 2, "warehouse": str(wh),
               "output_root": str(tmp_path / "models")}
-    rf = _start(prefect_server, "refresh", json.dumps({"n": 300, "seed": 42,
-                                                     "warehouse": str(wh)}))
+    rf = _start(prefect_server, "refresh", json.dumps({"n": 150, "seed": 42,
+                                                       "warehouse": str(wh)}))
     ft = _start(prefect_server, "finetune", json.dumps(ft_cfg))
     r, r_err = _result(rf)
     f, f_err = _result(ft)
@@ -78,7 +79,7 @@ def test_refresh_and_finetune_at_once_on_one_file(prefect_server, procedural_war
 
     c = r["out"]["counts"]
     assert r["out"]["status"] == "completed" and r["out"]["snapshot_id"] == 2
-    assert c["input"] == 300 == c["kept"] + c["rejected"]
+    assert c["input"] == 150 == c["kept"] + c["rejected"]
     assert store.counts()["curated"] == curated_before + c["kept"]
     [model] = f["out"]["models"]
     assert f["out"]["snapshot_id"] == 1 and model["size"] == 40
@@ -95,6 +96,7 @@ def _cli(live, *args: str, **env: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_second_refresh_is_refused_while_one_runs(prefect_server, tmp_path):
     """The first refresh's teacher is a local OpenAI-compatible server that holds every
     answer until told: the first refresh is certainly still running (holding the lock, in

@@ -12,6 +12,8 @@ from flows.refresh import RefreshConfig, refresh
 from warehouse import Store
 from warehouse.digest import table_digests
 
+pytestmark = pytest.mark.slow  # two LocalClusters of worker processes, each loads torch
+
 N, SEED = 150, 23
 
 

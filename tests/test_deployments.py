@@ -75,6 +75,7 @@ def test_server_refuses_parameters_outside_the_schema(live_prefect):
                                                  "strategy": "alphabetical"}}})
 
 
+@pytest.mark.slow
 def test_finetune_triggered_through_the_api(live_prefect):
     live_prefect.seed_snapshot()
     store = Store(live_prefect.warehouse)
@@ -104,7 +105,7 @@ def test_refresh_run_publishes_progress_and_summary_artifacts(live_prefect):
     )
 
     run = live_prefect.seed_snapshot()
-    assert run.name == "refresh-procedural-n160"  # readable in the UI, not a random name
+    assert run.name == "refresh-procedural-n80"  # readable in the UI, not a random name
     with live_prefect.settings(), live_prefect.client() as c:
         artifacts = c.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
@@ -158,6 +159,7 @@ def _wait_until_polling(api_url: str, deadline: float) -> None:
     raise AssertionError("the serve process never polled the server")
 
 
+@pytest.mark.slow
 def test_serve_script_stops_server_and_serve_on_ctrl_c(tmp_path):
     """`make serve` runs deployments/serve_local.sh: Ctrl-C pauses the schedule and stops
     the serve process, then the server."""

@@ -105,6 +105,7 @@ def test_accepted_arithmetic_equals_the_sandbox():
     assert _agree(ACCEPTED) == len(ACCEPTED)
 
 
+@pytest.mark.slow
 def test_reference_programs_of_every_source_agree(shared_data):
     questions = [
         *load_questions("procedural", n=3000, seed=11),

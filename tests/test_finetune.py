@@ -86,6 +86,7 @@ def test_completion_only_mask(procedural_rows, tmp_path):
                      SFTParams(max_steps=1, batch_size=2), model=model, tokenizer=tok)
 
 
+@pytest.mark.slow
 def test_evaluation_executes_generated_programs(tmp_path):
     """A student trained to recite four programs: accuracy comes from running what it
     generates in the sandbox (one gold answer is changed, so exactly 3 of 4 match)."""
@@ -127,6 +128,7 @@ def warehouse(prefect_harness, procedural_warehouse) -> Path:
     return procedural_warehouse
 
 
+@pytest.mark.slow
 def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
     from flows.experiments import FinetuneConfig, finetune_flow
     from warehouse import Store
@@ -160,6 +162,7 @@ def test_finetune_flow_records_run_and_loss_goes_down(warehouse, tmp_path):
     assert out.run_id == experiment.experiment_id and Path(out.output_dir).name == out.run_id
 
 
+@pytest.mark.slow
 def test_gpu_ladder_script_cpu_mode(warehouse, prefect_server, tmp_path):
     """bench/gpu_ladder.sh without a GPU: the tiny student's ladder through the CLI."""
     env = {**os.environ, "WAREHOUSE": str(warehouse), "SIZES": "16,32", "MAX_STEPS": "4",
@@ -232,6 +235,7 @@ def test_configs_fill_the_form_in_parts_and_type_plainly():
     assert mix.exit_code == 2 and "--mix" in mix.output and "SOURCE=SHARE" in mix.output
 
 
+@pytest.mark.slow
 def test_ladder_strategies_and_unverified_arm(warehouse, tmp_path):
     """Two strategies and the unverified arm in one ladder: one curve each on one plot,
     every rung in experiment_results, the unverified arm's data from the noisy teacher."""
@@ -308,6 +312,7 @@ def test_fused_head_scores_only_labelled_positions_with_the_same_loss(procedural
                          for n, p in trainer.model.named_parameters() if n in grads)
 
 
+@pytest.mark.slow
 def test_ladder_repeats_store_every_run_with_its_seed_and_group(warehouse, tmp_path):
     """--repeats K: K models per rung, same subset, seeds train_seed..train_seed+K-1, one
     group; every evaluation keeps its per-question outcomes, and the point is their mean

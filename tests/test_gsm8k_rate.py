@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tasks.answers import answers_match
 from tasks.execute import execute_programs
 from tasks.sources.gsm8k import load_gsm8k
@@ -40,6 +42,7 @@ def _yield(questions: list[Question], label: str) -> float:
     return rate
 
 
+@pytest.mark.slow
 def test_gsm8k_train_reference_programs_reach_gold(shared_data: Path) -> None:
     questions = load_gsm8k(shared_data / "gsm8k" / "train.jsonl")
     assert len(questions) == 7473

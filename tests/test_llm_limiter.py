@@ -85,6 +85,7 @@ def _flood(server: FakeOpenAI, n: int, **cfg: object) -> tuple[list, LLMClient]:
     return asyncio.run(go())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("timings", [True, False])
 def test_limit_settles_near_what_a_4_slot_engine_serves_without_a_failure(timings):
     """With service times (llama.cpp) by Little's law; without, from latency inflation."""
@@ -110,6 +111,7 @@ def test_the_engine_slot_count_is_where_the_limit_starts():
     assert all(r.ok for r in results) and peak <= 8
 
 
+@pytest.mark.slow
 def test_timeouts_cut_the_limit_and_a_request_is_never_in_flight_twice():
     # 2 slots at 0.2 s and 64 in flight: the queue outgrows a 1 s timeout at once.
     with FakeOpenAI({}, slots=2, latency_s=0.2) as server:

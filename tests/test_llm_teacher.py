@@ -120,6 +120,7 @@ def test_client_retry_after_backoff_and_last_error(_api_key):
 # --- the refresh flow ------------------------------------------------------------------------
 
 @pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.slow
 def test_fault_mix_every_question_accounted_and_rerun_is_free(warehouse_path):
     n, seed = 500, 3
     with FakeOpenAI(_answers(n, seed), **FAULTS, p_wrong=0.08, p_unparseable=0.02,
@@ -173,11 +174,15 @@ def test_fault_mix_every_question_accounted_and_rerun_is_free(warehouse_path):
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_sigkill_mid_run_then_rerun_sends_only_unfinished(warehouse_path, tmp_path, _api_key):
-    n, seed, conc = 500, 9, 8
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_sends_only_unfinished(warehouse_path, tmp_path, _api_key,
+                                                          prefect_server):
+    # Killed after 120 answers: the first run must have many more to send.
+    n, seed, conc = 300, 9, 8
     with FakeOpenAI(_answers(n, seed), latency_s=0.04) as server:
+        # The killed run reports to the session's server (no ephemeral server to start).
         env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
-               "OPENAI_API_KEY": _api_key}
+               "PREFECT_API_URL": prefect_server.api_url, "OPENAI_API_KEY": _api_key}
         cmd = [str(REPO / ".venv" / "bin" / "distillery"), "refresh", "--source", "procedural",
                "--n", str(n), "--seed", str(seed), "--teacher", "openai", "--base-url",
                server.base_url, "--max-concurrency", str(conc), "--warehouse",

@@ -280,6 +280,7 @@ def _tiny_for(pairs: Any) -> tuple[Any, Any]:
     return build_tiny_student(texts, n_layer=1, n_embd=64, n_head=2, vocab_size=1024)
 
 
+@pytest.mark.slow
 def test_dpo_on_the_exported_pairs(made, tmp_path):
     """TRL's DPOTrainer on the preference export (outcome and step pairs, the step pairs'
     prompts ending inside the assistant turn), a tiny student built here: the policy moves
@@ -300,6 +301,7 @@ def test_dpo_on_the_exported_pairs(made, tmp_path):
     assert (tmp_path / "dpo" / "config.json").is_file()
 
 
+@pytest.mark.slow
 def test_dpo_with_lora_uses_the_base_without_adapters_as_reference(made, tmp_path):
     """DPO with LoRA: only the adapters train, and the reference is the same model with
     its adapters off (no second copy). At step 0 the adapters are zero, so policy and

@@ -31,6 +31,7 @@ def _run(*args: str, api_url: str | None = None) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_preferences_command(tmp_path, api_url):
     wh = tmp_path / "w.duckdb"
     out = _run("refresh", "--source", "procedural", "--n", "40", "--seed", "5",
@@ -65,6 +66,7 @@ def test_preferences_command(tmp_path, api_url):
     assert len(trained_on) == 6 and {r["pair_type"] for r in trained_on} == {"outcome"}
 
 
+@pytest.mark.slow
 def test_bad_options_are_one_line(tmp_path, api_url):
     # The input is refused inside the flow: a flow run starts, on the session's server.
     out = _run("preferences", "-w", str(tmp_path / "none.duckdb"), api_url=api_url)

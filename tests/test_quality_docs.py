@@ -150,6 +150,7 @@ def _styles(page) -> dict:
     }""")
 
 
+@pytest.mark.slow
 def test_browser_shows_the_site_offline_styled_with_the_failed_suite(failed_docs):
     _, out = failed_docs
     index_shot = SHOTS / "data-docs-index-offline.png"

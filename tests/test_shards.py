@@ -48,6 +48,7 @@ def test_shards_keep_input_order_and_every_context_in_one_shard(tmp_path):
     assert [q.text_key for q in texts] == list(dict.fromkeys(q.text_key for q in qs))
 
 
+@pytest.mark.slow
 def test_output_does_not_depend_on_the_shard_count(tmp_path):
     digests = []
     for shards in (1, 4):

@@ -25,6 +25,7 @@ def converted() -> Path:
     return Path(resolve_base_model(SMOLLM2))
 
 
+@pytest.mark.slow
 def test_alias_converts_once_and_logits_match_the_gguf(converted):
     import torch
 
@@ -60,6 +61,7 @@ def test_a_broken_checkpoint_or_missing_file_is_one_line(tmp_path):
     assert "not a readable GGUF model" in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_lora_finetune_and_evaluation_on_cpu(converted, tmp_path):
     """A few LoRA steps on the top layers, then the trained model writes programs that the
     sandbox runs. Short arithmetic questions keep it to about a minute on 2 cores."""
@@ -96,6 +98,7 @@ def test_lora_finetune_and_evaluation_on_cpu(converted, tmp_path):
     assert ev.questions_per_s > 0 and 0 < ev.new_tokens <= 2 * 40
 
 
+@pytest.mark.slow
 def test_shared_prefix_generation_equals_transformers_generate(converted):
     """The evaluation decoder (prompt prefix shared per context, finished rows dropped) writes
     exactly what `model.generate` writes, greedy, row by row, while computing each shared

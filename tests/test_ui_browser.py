@@ -10,9 +10,12 @@ import json
 import time
 import uuid
 
+import pytest
 from browser import SHOTS, browser_page
 
 from warehouse import Store
+
+pytestmark = pytest.mark.slow  # Chromium, and a finetune run through the served deployment
 
 
 def _field(page, label: str):  # noqa: ANN001, ANN202 - playwright Page -> Locator
@@ -57,11 +60,14 @@ def test_custom_finetune_run_from_the_ui(live_prefect):
         # new run only once it leaves Scheduled. Look the run up by its name instead.
         page.wait_for_url("**/deployments/deployment/*")
         run_id = _run_id_by_name(live_prefect, run_name)
-        page.goto(f"{live_prefect.url}/runs/flow-run/{run_id}")
+        run_page = f"{live_prefect.url}/runs/flow-run/{run_id}"
+        page.goto(run_page)
         page.get_by_text(run_name).first.wait_for()
+        # The open run page polls and redraws all along: leave it while the finetune
+        # runs (two cores), and come back to what the API says once it is over.
+        page.goto("about:blank")
         run = live_prefect.wait_for_run(run_id, timeout_s=240)
-        # The UI shows what the API says (it polls; a reload makes it certain).
-        page.reload()
+        page.goto(run_page)
         page.get_by_text("Completed", exact=True).first.wait_for()
         # Show what the form sent, for whoever looks at the screenshot.
         page.get_by_text("Parameters", exact=True).last.click()
