@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from flows.config_tools import WarehouseField, nest
 from flows.experiment_results import Evaluation, Experiment
@@ -37,13 +37,12 @@ from tasks.errors import InputError
 from tasks.experiments.params import DPOParams, SFTParams, TrainingParams
 from tasks.experiments.plan import plan_dpo, plan_finetune, plan_ladder
 from tasks.experiments.subsets import Strategy, parse_mix
+from tasks.settings import Settings
 from warehouse import Store
 
 
-class _Config(BaseModel):
+class _Config(Settings):
     """Flat names route to the part that declares them (flows/config_tools.py)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
@@ -51,8 +50,8 @@ class _Config(BaseModel):
         return nest(cls, data)
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Part(Settings):
+    """One part of an experiment's form (data, training, evaluation, output)."""
 
 
 _MIX_HELP = ("sources in set shares, e.g. procedural=0.5,tatqa=0.5 (nested across sizes); "

@@ -23,15 +23,15 @@ from prefect.futures import PrefectFuture
 from prefect.tasks import Task
 from prefect.utilities.annotations import quote
 from prefect.utilities.callables import get_call_parameters
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from tasks.batching import pack
+from tasks.settings import Settings
 from tasks.stage import Stage, StageResult
 
 
-class RunnerConfig(BaseModel):
+class RunnerConfig(Settings):
     """Where batches run, and how big they are."""
-
-    model_config = ConfigDict(extra="forbid")
 
     task_runner: Literal["threads", "dask"] = Field(
         "threads", description="threads: batches run in this process; dask: embedding, "
@@ -106,19 +106,9 @@ def stage_task(name: str) -> Task[..., Any]:
 
 def chunks(items: Sequence[Any], size: int, group: Callable[[Any], Any] | None = None
            ) -> list[list[Any]]:
-    """Consecutive chunks of about `size` items; with `group`, a chunk ends only where the
-    group key changes, so the items of one group (the samples of one question) stay
-    together."""
-    out: list[list[Any]] = []
-    current: list[Any] = []
-    for item in items:
-        if len(current) >= size and (group is None or group(item) != group(current[-1])):
-            out.append(current)
-            current = []
-        current.append(item)
-    if current:
-        out.append(current)
-    return out
+    """Consecutive chunks of `size` items; with `group`, a chunk ends only where the group key
+    changes, so the items of one group (the samples of one question) stay together."""
+    return pack(items, size, group=group)
 
 
 class _Progress:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from flows.config_tools import WarehouseField
 from flows.pipeline import PipelineRun
@@ -34,14 +34,13 @@ from tasks.preferences.stages import (
     StepRollouts,
     ValidatePairs,
 )
+from tasks.settings import Settings
 from tasks.teachers.llm import LLMTeacherConfig
 from warehouse import Store
 
 
-class PreferencesConfig(BaseModel):
+class PreferencesConfig(Settings):
     """What to build from the stored samples, and where to export it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     solutions_per_question: int = Field(4, ge=1, le=64, description="distinct-solution sets: "
                                         "at most this many right solutions per question")

@@ -22,7 +22,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from flows.config_tools import WarehouseField, nest
 from flows.pipeline import PipelineRun, RunnerConfig, batch_runner
@@ -34,6 +34,7 @@ from tasks.dedup import Dedup, DedupConfig
 from tasks.embed import ONE_PASS, Embed
 from tasks.execute import ExecConfig, Execute
 from tasks.near_dup import NearDupConfig, NearDupContexts
+from tasks.settings import Settings
 from tasks.shards import LOAD_BATCH, Staged, shard_count, stage_questions, staging_area
 from tasks.sources import SourceConfig, load_questions, question_batches
 from tasks.teachers import TeacherConfig, make_judge, make_synthesizer, make_teacher
@@ -42,12 +43,10 @@ from warehouse import Store
 from warehouse.refresh_lock import refresh_lock
 
 
-class RefreshConfig(BaseModel):
+class RefreshConfig(Settings):
     """Parameters of one refresh, one part per stage. The Prefect UI renders this as the run
     form; flat names (`n=`, `teacher="openai"`, `semantic_threshold=`) are accepted too and
     go to the part that declares them (the CLI flags are those names)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source: SourceConfig = Field(default_factory=SourceConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)

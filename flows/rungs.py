@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from flows.experiment_results import Evaluation, Experiment, TrainedModel
 from flows.subsets import ExportConfig, SubsetConfig, create_subsets, export_subset
@@ -26,14 +26,13 @@ from tasks.experiments.params import SFTParams, TrainingParams
 from tasks.experiments.plan import Rung
 from tasks.experiments.student import TINY
 from tasks.experiments.trainers import train_on_disk
+from tasks.settings import Settings
 from warehouse import Store
 from warehouse.subsets import SubsetInfo
 
 
-class EvalSpec(BaseModel):
+class EvalSpec(Settings):
     """How a model is evaluated."""
-
-    model_config = ConfigDict(extra="forbid")
 
     eval_set: str = Field("procedural-heldout", description=EVAL_SETS_HELP)
     eval_n: int = Field(200, ge=0, description="questions evaluated (0: skip evaluation); "
@@ -46,10 +45,8 @@ class EvalSpec(BaseModel):
                                 "(generation stops earlier at the end of the program)")
 
 
-class OutputSpec(BaseModel):
+class OutputSpec(Settings):
     """Where models go, and what the terminal shows."""
-
-    model_config = ConfigDict(extra="forbid")
 
     output_root: str = Field("data/models", description="folder of the models: one "
                              "subfolder per experiment")

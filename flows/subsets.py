@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from flows.config_tools import WarehouseField
 from tasks.embed import DEFAULT_MODEL, embed_with_cache
@@ -27,14 +27,13 @@ from tasks.experiments.subsets import (
     subset_id_for,
     subset_params,
 )
+from tasks.settings import Settings
 from warehouse import Store
 from warehouse.subsets import SubsetInfo
 
 
-class SubsetConfig(BaseModel):
+class SubsetConfig(Settings):
     """One subset, or a nested ladder of them, from a pinned snapshot."""
-
-    model_config = ConfigDict(extra="forbid")
 
     size: int | None = Field(None, ge=1, description="examples in the subset")
     sizes: list[int] | None = Field(None, description="a nested ladder, e.g. [250, 1000]; "
@@ -62,10 +61,8 @@ class SubsetConfig(BaseModel):
         return sorted({*(self.sizes or []), *([self.size] if self.size else [])})
 
 
-class ExportConfig(BaseModel):
+class ExportConfig(Settings):
     """Write a stored subset as TRL-format training data."""
-
-    model_config = ConfigDict(extra="forbid")
 
     subset_id: str
     format: Literal["messages", "prompt_completion", "prompt-completion"] = "messages"

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from tasks.settings import Settings
 from tasks.stage import Stage, StageResult, reject
 from tasks.types import Question, Sample
 
@@ -25,10 +26,8 @@ from .validate import (
 GATE_STAGE = "quality_gate"
 
 
-class QualityConfig(BaseModel):
+class QualityConfig(Settings):
     """Great Expectations validation of the batch about to be published."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_rejected_fraction: float = Field(0.2, ge=0, le=1, description="quality gate: at "
                                          "most this share of a batch may fail row-level "

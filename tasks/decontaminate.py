@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tasks.embed import EmbeddingCache, embed_with_cache
+from tasks.settings import Settings
 from tasks.stage import Stage, StageResult
 from tasks.types import Question, Rejection, normalize_text
 
@@ -101,10 +102,8 @@ def contamination_rejections(questions: Sequence[Question], q_vectors: np.ndarra
     return [flagged[q.question_id] for q in questions if q.question_id in flagged]
 
 
-class DecontamConfig(BaseModel):
+class DecontamConfig(Settings):
     """Benchmark test sets that training questions must not overlap."""
-
-    model_config = ConfigDict(extra="forbid")
 
     decontaminate: list[str] = Field(
         default_factory=list, description="benchmark test sets (source specs, e.g. "

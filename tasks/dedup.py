@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tasks.embed import DEFAULT_MODEL
+from tasks.settings import Settings
 from tasks.stage import Stage, StageResult, reject
 from tasks.types import Question, Rejection, normalize_text, stable_hash
 
@@ -181,10 +182,8 @@ def _leaders(blocks: dict[Any, list[int]], vectors: np.ndarray, n_known: int,
     return out
 
 
-class DedupConfig(BaseModel):
+class DedupConfig(Settings):
     """Semantic dedup of questions (exact dedup has no settings)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     embedding_model: str = Field(DEFAULT_MODEL, description="sentence-transformers id or "
                                  "path used for semantic dedup, decontamination and subsets")

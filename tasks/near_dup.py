@@ -15,18 +15,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from tasks.settings import Settings
 from tasks.stage import Stage, StageResult, reject
 from tasks.types import Question, normalize_text
 
 REASON = "near_duplicate_context"
 
 
-class NearDupConfig(BaseModel):
+class NearDupConfig(Settings):
     """The optional near-duplicate-context stage."""
-
-    model_config = ConfigDict(extra="forbid")
 
     near_duplicate_contexts: bool = Field(False, description="drop a question asked over a "
                                           "near-duplicate of another's context (MinHash)")

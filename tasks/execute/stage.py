@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tasks.checks import execution_rejections
 from tasks.execute.fast import split_tiers
 from tasks.execute.sandbox import execute_programs, shared_pool
+from tasks.settings import Settings
 from tasks.stage import Stage, StageResult
 from tasks.types import Sample
 
 
-class ExecConfig(BaseModel):
+class ExecConfig(Settings):
     """Limits of one untrusted program."""
-
-    model_config = ConfigDict(extra="forbid")
 
     exec_timeout_s: float = Field(2.0, gt=0, le=60, description="wall-clock limit per program")
     exec_memory_mb: int = Field(512, ge=64, le=16_384, description="address-space limit "

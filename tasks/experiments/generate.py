@@ -18,6 +18,8 @@ import inspect
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+from tasks.batching import pack
+
 
 def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
     n = min(len(r) for r in rows)
@@ -45,16 +47,7 @@ def plan_batches(token_ids: Sequence[Sequence[int]], keys: Sequence[Hashable] | 
             prefix = min(_common_prefix([token_ids[i] for i in chunk]), shortest - 1)
             groups.append((max(prefix, 0), chunk))
     groups.sort(key=lambda g: (g[0], max(len(token_ids[i]) for i in g[1])))
-    batches: list[list[tuple[int, list[int]]]] = []
-    current: list[tuple[int, list[int]]] = []
-    for group in groups:
-        if current and sum(len(g[1]) for g in current) + len(group[1]) > batch_size:
-            batches.append(current)
-            current = []
-        current.append(group)
-    if current:
-        batches.append(current)
-    return batches
+    return pack(groups, batch_size, weight=lambda g: len(g[1]))
 
 
 def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, starts: Sequence[int]

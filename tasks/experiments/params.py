@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tasks.experiments.student import BASE_MODEL_HELP, TINY
+from tasks.settings import Settings
 
 
-class TrainingParams(BaseModel):
+class TrainingParams(Settings):
     """What every trainer shares."""
-
-    model_config = ConfigDict(extra="forbid")
 
     base_model: str = Field(TINY, description=BASE_MODEL_HELP)
     lora: bool = Field(False, description="train LoRA adapters (peft) instead of all weights")

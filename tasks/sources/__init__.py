@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tasks.errors import InputError
+from tasks.settings import Settings
 from tasks.types import Question
 
 
@@ -124,10 +125,8 @@ def question_batches(spec: str, n: int | None = None, seed: int = 0,
         yield questions[start:start + batch_size]
 
 
-class SourceConfig(BaseModel):
+class SourceConfig(Settings):
     """Where questions come from."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source: str = Field("procedural", description="procedural | gsm8k:PATH | tatqa:PATH | "
                         "jsonl:PATH | hf:NAME[:SPLIT] | synth:fewshot|evolve|scratch[:TOPIC]")

@@ -36,10 +36,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tasks.answers import answers_match
 from tasks.render import render_completion
+from tasks.settings import Settings
 from tasks.stage import Stage, StageResult
 from tasks.teachers.base import Selection
 from tasks.teachers.mistakes import MISTAKES, PLAN_VERSION, MistakePlan, apply_mistakes
@@ -218,13 +219,11 @@ def corrupt(q: Question, program: str, rng: random.Random,
 Noise = Literal["independent", "repeating"]
 
 
-class NoisyTeacherConfig(BaseModel):
+class NoisyTeacherConfig(Settings):
     """The reference programs made wrong, with labelled LLM-style errors: for ablations (what
     verification removes, what unverified data costs). `independent`: a share of the
     questions, each its own error; `repeating`: a share of the question types, each with one
     mistake made on all its questions (tasks/teachers/mistakes.py)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["noisy"] = Field("noisy", description="teacher kind")
     noise: Noise = Field("independent", description="independent: errors drawn per question; "

@@ -25,9 +25,10 @@ import re
 from collections.abc import Callable, Collection, Iterator
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tasks.answers import ANNOTATION, SCALE_FACTORS, answers_match, parse_number
+from tasks.settings import Settings
 from tasks.stage import Stage, StageResult
 from tasks.teachers.base import Selection
 from tasks.types import Question, Rejection, Sample
@@ -486,10 +487,8 @@ def reference_samples(questions: list[Question]) -> tuple[list[Sample], list[Rej
     return samples, rejections
 
 
-class ReferenceTeacherConfig(BaseModel):
+class ReferenceTeacherConfig(Settings):
     """Gold programs from the source's annotations: no LLM, no cost, always right."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["reference"] = Field("reference", description="teacher kind")
 
