@@ -17,8 +17,9 @@ from tasks.stage import Stage, StageResult
 from tasks.types import Question, text_key
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-# Batch size of the embed stage in one process: a single encode call (one length-sorted
-# pass, one progress bar) is fastest there; on Dask, chunks spread over the workers.
+# Batch size of the embed stage: a single encode call (one length-sorted pass, one progress
+# bar) is fastest in one process, so the stage is one chunk with any runner (on Dask it runs
+# on one worker; the model is not split across workers).
 ONE_PASS = 1 << 30
 _lock = threading.Lock()
 

@@ -82,6 +82,18 @@ def test_missing_file_and_unknown_source(tmp_path):
     assert not wh.exists()  # nothing was created for a run that never started
 
 
+def test_a_base_model_that_cannot_load_offline_is_one_line(populated, tmp_path):
+    """An HF id that is neither cached nor downloadable (HF_HUB_OFFLINE=1): one line before
+    anything runs, not a traceback from inside transformers; nothing is recorded."""
+    before = Store(populated).counts()
+    out = _run("finetune", "--base-model", "no-such-org/no-such-model-xyz", "--max-steps", "1",
+               "-w", str(populated), "--output-root", str(tmp_path / "models"))
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert out.returncode == 2 and len(lines) == 1, out.stderr[-2000:]
+    assert "no-such-org/no-such-model-xyz" in lines[0] and "Hugging Face cache" in lines[0]
+    assert Store(populated).counts() == before and not (tmp_path / "models").exists()
+
+
 @pytest.mark.slow
 def test_a_run_whose_teacher_requests_all_fail_exits_non_zero(tmp_path):
     """An endpoint that refuses every request (here: the key) fails the run: exit 1 and one

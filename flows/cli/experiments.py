@@ -144,9 +144,9 @@ _ENV = {"warehouse": "DISTILLERY_WAREHOUSE"}
 
 
 def _check_config(config: object) -> None:
-    """Before a flow starts: a wrong eval set or an uninstalled model alias is one line."""
+    """Before a flow starts: a wrong eval set or a base model that cannot load is one line."""
     from tasks.experiments.evaluate import load_eval_set
-    from tasks.experiments.student import ALIASES, gguf_file
+    from tasks.experiments.student import check_base_model
 
     spec = getattr(config, "evaluation", None)
     training = getattr(config, "training", None)
@@ -154,8 +154,8 @@ def _check_config(config: object) -> None:
         if spec is not None and spec.eval_n:
             load_eval_set(spec.eval_set, n=1)
         for ref in (getattr(training, "base_model", None), getattr(config, "model", None)):
-            if ref in ALIASES:
-                gguf_file(ref)
+            if ref:
+                check_base_model(ref)
     except InputError as exc:
         raise ValueError(str(exc)) from None
 

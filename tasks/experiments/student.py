@@ -189,6 +189,27 @@ def convert_gguf(path: Path, out: Path) -> Path:
     return out
 
 
+def check_base_model(ref: str) -> None:
+    """Before a run starts: a base model that cannot load is one line, not a traceback from
+    deep inside transformers. An alias needs its wheel; an HF id needs the hub or, offline
+    (HF_HUB_OFFLINE, as in this project's defaults), a copy in the local cache."""
+    import os
+
+    if ref == TINY or Path(ref).expanduser().exists():
+        return
+    if ref in ALIASES:
+        gguf_file(ref)
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("1", "true", "yes", "on"):
+        return  # from_pretrained may download it
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(ref, "config.json"), str):
+        raise InputError(f"base model {ref!r}: not {', '.join([TINY, *ALIASES])}, not a local "
+                         "path, and not in the Hugging Face cache; HF_HUB_OFFLINE is set, so "
+                         "it cannot be downloaded")
+
+
 def resolve_base_model(ref: str, root: Path | None = None) -> str:
     """A base-model reference as something `from_pretrained` loads: an alias becomes its
     converted checkpoint (converted on first use, reused after), anything else is as given.

@@ -34,7 +34,8 @@ FORMAT_STOP = {"pot": ["\nQuestion:", "\n\n\n\n"], "cot": ["\nQuestion:", "\n\n\
 class LLMTeacherConfig(LLMConfig):
     """The LLM teacher: what to ask, how many samples, and how to choose among them."""
 
-    kind: Literal["openai"] = Field("openai", description="teacher kind (discriminator)")
+    kind: Literal["openai"] = Field("openai", description="teacher kind: an "
+                                    "OpenAI-compatible endpoint")
     judge: bool = Field(False, description="ask the same model whether each question is "
                         "solvable (after dedup, before the teacher); for synthesized questions")
     samples: int = Field(1, ge=1, le=64, description="samples per question")
