@@ -27,14 +27,19 @@ run: setup
 	$(BIN)/distillery refresh --source procedural --n 2000 --seed 7
 	$(BIN)/distillery status
 
+# Tests run in two processes (pytest-xdist), each taking whole files (module fixtures are
+# built once); most tests wait on subprocesses and servers, so two fit two cores.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 # Everything (what CI runs: .ci/run), with the 25 slowest tests listed at the end.
 test: NEED_CHROMIUM := yes
 test: test-prereqs setup
-	$(BIN)/pytest -q --durations=25
+	$(PYTEST) --durations=25
 
 # The edit loop: everything not marked slow (training, llama.cpp, Chromium, large refreshes).
 test-fast: test-prereqs setup
-	$(BIN)/pytest -q -m "not slow" --durations=10
+	$(PYTEST) -m "not slow" --durations=10
 
 # What the tests need beyond the venv, checked before anything is built or run (make runs
 # prerequisites left to right): the benchmark data in ../shared/data, and for `make test`

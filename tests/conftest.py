@@ -38,10 +38,13 @@ _booted: dict = {}  # the session's Prefect server, once booted (pytest_collecti
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Modules that use the served deployments run last (order otherwise kept): the serve
-    process polls the server every second from its first test to the end of the session."""
-    served = {item.module for item in items if "live_prefect" in _fixtures(item)}
-    items.sort(key=lambda item: item.module in served)  # stable
+    """Modules with the most `slow` tests run first (order otherwise kept): `make test` spreads
+    whole files over two workers (pytest-xdist, --dist loadfile), and a long file started
+    last would leave one worker idle at the end."""
+    slow: dict[object, int] = {}
+    for item in items:
+        slow[item.module] = slow.get(item.module, 0) + bool(item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.module])  # stable
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -115,6 +115,7 @@ def test_generator_paraphrase_pair_collapses_to_one():
     assert np.isfinite(vecs).all()
 
 
+@pytest.mark.slow
 def test_leader_grouping_never_records_a_duplicate_beyond_the_threshold():
     # The generator's distinct texts in one block (no context, no numbers guard): the
     # similarity graph is dense, and components chain through it.

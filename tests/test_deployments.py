@@ -96,6 +96,7 @@ def test_finetune_triggered_through_the_api(live_prefect):
     assert Path(output_dir).is_relative_to(live_prefect.workdir)
 
 
+@pytest.mark.slow
 def test_refresh_run_publishes_progress_and_summary_artifacts(live_prefect):
     from prefect.client.schemas.filters import (
         ArtifactFilter,

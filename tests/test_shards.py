@@ -62,6 +62,7 @@ def test_output_does_not_depend_on_the_shard_count(tmp_path):
     assert int(digests[0]["dedup"].split(":")[0]) > 600
 
 
+@pytest.mark.slow
 def test_a_refresh_reads_only_the_representatives_of_its_contexts(tmp_path):
     wh = tmp_path / "w.duckdb"
     first = refresh(RefreshConfig(n=400, seed=5, warehouse=str(wh), shards=2))
