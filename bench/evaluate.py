@@ -63,6 +63,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=150)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2, help="runs of each decoder, alternating "
+                    "(the machine is shared: load drifts between runs)")
+    ap.add_argument("--hf", action="store_true", help="also time `model.generate`")
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args()
 
@@ -74,32 +77,59 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, tok = load_student(args.model)
     questions = load_eval_set(args.eval, args.n)
-
-    t0 = time.perf_counter()
-    stats: dict[str, int] = {}
-    ours = generate_completions(model, tok, questions, batch_size=args.batch_size,
-                                max_new_tokens=args.max_new_tokens, stats=stats)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    base = hf_generate(model, tok, questions, batch_size=args.batch_size,
-                       max_new_tokens=args.max_new_tokens)
-    t_base = time.perf_counter() - t0
-    same = sum(a == b for a, b in zip(ours, base, strict=True))
-    acc = score(questions, ours, eval_set=args.eval).accuracy
+    n = len(questions)
+    # Today's decoder (padded prefill, the decoder before issue 21) and the new default,
+    # alternating ABBA so that a drift in the machine's load hits both alike.
+    decoders = {"padded": "today's decoder: prefixes prefilled padded together",
+                "separate": "new: each prefix prefilled alone, no padding"}
+    runs: dict[str, list[tuple[float, dict[str, int], list[str]]]] = {k: [] for k in decoders}
+    order = [k for r in range(args.rounds)
+             for k in (list(decoders) if r % 2 == 0 else list(decoders)[::-1])]
+    for name in order:
+        stats: dict[str, int] = {}
+        t0 = time.perf_counter()
+        texts = generate_completions(model, tok, questions, batch_size=args.batch_size,
+                                     max_new_tokens=args.max_new_tokens, stats=stats,
+                                     prefill=name)
+        runs[name].append((time.perf_counter() - t0, stats, texts))
+        print(f"{name}: {runs[name][-1][0]:.1f} s {stats}", flush=True)
+    reference = runs["padded"][0][2]
+    rows = []
+    for name, label in decoders.items():
+        secs = [r[0] for r in runs[name]]
+        st = runs[name][-1][1]
+        same = min(sum(a == b for a, b in zip(r[2], reference, strict=True))
+                   for r in runs[name])
+        acc = score(questions, runs[name][0][2], eval_set=args.eval).accuracy
+        rows.append([label, " / ".join(f"{s:.1f}" for s in secs),
+                     round(n / (sum(secs) / len(secs)), 3), st.get("prompt_tokens_computed", 0),
+                     st.get("prompt_tokens_padded", 0),
+                     round(st.get("prefill_ms", 0) / 1e3, 1),
+                     round(st.get("decode_ms", 0) / 1e3, 1), f"{same}/{n}", round(acc, 3)])
+    t_old = sum(r[0] for r in runs["padded"]) / args.rounds
+    t_new = sum(r[0] for r in runs["separate"]) / args.rounds
+    extra = ""
+    if args.hf:
+        t0 = time.perf_counter()
+        base = hf_generate(model, tok, questions, batch_size=args.batch_size,
+                           max_new_tokens=args.max_new_tokens)
+        t_hf = time.perf_counter() - t0
+        same = sum(a == b for a, b in zip(base, reference, strict=True))
+        extra = (f"\n\n`model.generate` on the same questions: {t_hf:.1f} s "
+                 f"({n / t_hf:.3f} questions/s), identical text on {same} of {n}.")
     prompt_tokens = sum(len(tok(p, add_special_tokens=False)["input_ids"])
                         for p in _prompts(tok, questions))
-    n = len(questions)
-    rows = [["model.generate (baseline)", round(t_base, 1), round(n / t_base, 3), prompt_tokens],
-            ["ours: shared prefix, rows leave", round(t_ours, 1), round(n / t_ours, 3),
-             stats.get("prompt_tokens_computed", 0)]]
-    body = (f"{n} questions of `{args.eval}`, model `{args.model}`, batch {args.batch_size}, "
-            f"max {args.max_new_tokens} new tokens, {args.threads} threads, greedy.\n\n"
-            + markdown_table(["decoder", "seconds", "questions/s", "prompt tokens computed"],
-                             rows)
-            + f"\n\nSpeed-up {t_base / t_ours:.2f}x; identical text on {same} of {n} "
-              f"questions; accuracy {acc:.3f}; {stats.get('new_tokens', 0)} tokens "
-              f"generated. Goal: at least 1 question/s on 2 cores.")
-    report("evaluate", body, args)
+    body = (f"{n} questions of `{args.eval}` ({len({q.context for q in questions})} contexts, "
+            f"{prompt_tokens} prompt tokens before sharing), model `{args.model}`, batch "
+            f"{args.batch_size}, max {args.max_new_tokens} new tokens, {args.threads} threads, "
+            f"greedy; {args.rounds} runs each, alternating.\n\n"
+            + markdown_table(["decoder", "seconds (each run)", "questions/s (mean)",
+                              "prompt tokens", "computed with pads", "prefill s", "decode s",
+                              "identical text", "accuracy"], rows)
+            + f"\n\nSpeed-up {t_old / t_new:.2f}x. Identical text: against the first run of "
+              f"today's decoder (the worst run counts). Prefill/decode seconds: last run."
+            + extra)
+    report("evaluate on TAT-QA" if args.eval.startswith("tatqa:") else "evaluate", body, args)
 
 
 def _prompts(tok, questions) -> list[str]:

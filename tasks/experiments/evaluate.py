@@ -21,7 +21,7 @@ from typing import Any
 from tasks.answers import answers_match
 from tasks.execute import execute_programs
 from tasks.experiments.abstention import abstention_score, is_abstention, is_unanswerable
-from tasks.experiments.generate import greedy_generate
+from tasks.experiments.generate import Prefill, greedy_generate
 from tasks.experiments.student import prompt_messages
 from tasks.render import extract_program
 from tasks.sources import SOURCES, load_questions, parse_spec
@@ -94,7 +94,8 @@ def program_closed(text: str) -> bool:
 def generate_completions(model: Any, tokenizer: Any, questions: Sequence[Question], *,
                          batch_size: int = 64, max_new_tokens: int = 256,
                          progress: Callable[[int], None] | None = None,
-                         stats: dict[str, int] | None = None) -> list[str]:
+                         stats: dict[str, int] | None = None,
+                         prefill: Prefill = "separate") -> list[str]:
     """Greedy completion (assistant turn text) for each question, in input order. Questions
     on the same context share its prompt prefix (tasks/experiments/generate.py).
     `stats["new_tokens"]` counts the generated tokens."""
@@ -105,7 +106,8 @@ def generate_completions(model: Any, tokenizer: Any, questions: Sequence[Questio
                for q in questions]
     return greedy_generate(model, tokenizer, prompts, keys=[q.context for q in questions],
                            batch_size=batch_size, max_new_tokens=max_new_tokens,
-                           stop=program_closed, progress=progress, stats=stats)
+                           stop=program_closed, progress=progress, stats=stats,
+                           prefill=prefill)
 
 
 def score(questions: Sequence[Question], completions: Sequence[str], *, eval_set: str = "",

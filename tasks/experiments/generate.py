@@ -10,15 +10,26 @@ the batch (and its KV cache) when it stops, so a batch costs what its rows need.
 Layout of one batch, per row: `[pad][prefix of its group][pad][its own suffix]` then the
 generated tokens. Position ids are given explicitly (they skip the pads) and the attention
 mask hides the pads, so every row computes exactly what it would alone.
+
+Prefixes are prefilled one at a time, without pads (`separate`, the default), and their keys
+and values placed right-aligned into the batch's cache: one padded pass over prefixes of
+different lengths also computes the pads, which on TAT-QA's long tables was more than half of
+the prefill (bench/evaluate.py: 24,824 positions computed for 10,670 prompt tokens).
 """
 
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from tasks.batching import pack
+
+# How a batch's shared prefixes are computed: `padded`, in one left-padded forward pass (the
+# decoder before issue 21); `separate`, one pass per prefix without padding, placed into the
+# batch's cache (module docstring).
+Prefill = Literal["separate", "padded"]
 
 
 def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
@@ -76,10 +87,12 @@ def _growing_cache() -> Any:
             super().lazy_initialization(key_states, value_states)
             self.buffers: tuple[Any, Any] | None = None
             self.length = 0
+            self.rows = key_states.shape[0]
 
         def _views(self) -> None:
             k, v = self.buffers
-            self.keys, self.values = k[..., :self.length, :], v[..., :self.length, :]
+            self.keys = k[:self.rows, :, :self.length, :]
+            self.values = v[:self.rows, :, :self.length, :]
 
         def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any
                    ) -> tuple[Any, Any]:
@@ -93,29 +106,77 @@ def _growing_cache() -> Any:
                 grown = (key_states.new_empty(shape), value_states.new_empty(shape))
                 if self.length:
                     for new, old in zip(grown, self.buffers, strict=True):
-                        new[..., :self.length, :] = old[..., :self.length, :]
+                        new[..., :self.length, :] = old[:self.rows, :, :self.length, :]
                 self.buffers = grown
-            self.buffers[0][..., self.length:self.length + n, :] = key_states
-            self.buffers[1][..., self.length:self.length + n, :] = value_states
+            self.buffers[0][:self.rows, :, self.length:self.length + n, :] = key_states
+            self.buffers[1][:self.rows, :, self.length:self.length + n, :] = value_states
             self.length += n
             self._views()
             return self.keys, self.values
 
         def batch_select_indices(self, indices: Any) -> None:
-            if self.is_initialized and self.length:
+            if not (self.is_initialized and self.length):
+                return
+            keep = indices.tolist()
+            rows = self.keys.shape[0]
+            if len(keep) < rows and all(a < b for a, b in zip(keep, keep[1:], strict=False)):
+                # Rows leaving: the rows that stay move down inside the same buffers. A
+                # new index_select of every buffer would allocate and fault in gigabytes
+                # per departure on long contexts; the views keep their shape and strides,
+                # so attention computes exactly what it did.
+                for dst, src in enumerate(keep):
+                    if dst != src:
+                        for buf in self.buffers:
+                            buf[dst, :, :self.length].copy_(buf[src, :, :self.length])
+                self.rows = len(keep)
+            else:
                 self.buffers = (self.buffers[0][indices], self.buffers[1][indices])
-                self._views()
+                self.rows = len(keep)
+            self._views()
 
     cache = DynamicCache()
     cache.layer_class_to_replicate = GrowingLayer
     return cache
 
 
+def _prefill_separately(model: Any, prefixes: Sequence[Sequence[int]], cache: Any,
+                        cache_arg: str, device: Any) -> list[list[int]]:
+    """Each prefix through the model alone (no pads, no mask: the causal kernel), its keys
+    and values copied right-aligned into `cache`'s rows, zeros before them (masked; zeros,
+    not garbage: a NaN under a mask still poisons the softmax). Returns the attention mask
+    of the filled cache, as `_left_pad` would."""
+    import torch
+    from transformers import DynamicCache
+
+    width = max(len(p) for p in prefixes)
+    per_prefix = []
+    for prefix in prefixes:
+        alone = DynamicCache()
+        if prefix:
+            model(input_ids=torch.tensor([list(prefix)], device=device), use_cache=True,
+                  position_ids=torch.arange(len(prefix), device=device)[None],
+                  logits_to_keep=1, **{cache_arg: alone})
+        per_prefix.append(alone)
+    n_layers = max(len(c.layers) for c in per_prefix)
+    for layer in range(n_layers):
+        ref = next(c.layers[layer] for c in per_prefix if len(c.layers) > layer)
+        k0, v0 = ref.keys, ref.values
+        keys = k0.new_zeros((len(prefixes), k0.shape[1], width, k0.shape[-1]))
+        values = v0.new_zeros((len(prefixes), v0.shape[1], width, v0.shape[-1]))
+        for g, (prefix, alone) in enumerate(zip(prefixes, per_prefix, strict=True)):
+            if prefix:
+                keys[g, :, width - len(prefix):] = alone.layers[layer].keys[0]
+                values[g, :, width - len(prefix):] = alone.layers[layer].values[0]
+        cache.update(keys, values, layer)
+    return [[0] * (width - len(p)) + [1] * len(p) for p in prefixes]
+
+
 def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
                     keys: Sequence[Hashable] | None = None, batch_size: int = 64,
                     max_new_tokens: int = 256, stop: Callable[[str], bool] | None = None,
                     progress: Callable[[int], None] | None = None,
-                    stats: dict[str, int] | None = None) -> list[str]:
+                    stats: dict[str, int] | None = None,
+                    prefill: Prefill = "separate") -> list[str]:
     """Greedy completion of each prompt (in input order). A row stops at an end-of-turn
     token, after `max_new_tokens`, or once `stop(text so far)` is true (checked when a new
     token contains a backtick: the program-end test is a closing code fence).
@@ -135,7 +196,8 @@ def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
     device = next(model.parameters()).device
     token_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     out: list[str] = [""] * len(prompts)
-    computed = generated = 0
+    computed = generated = padded = 0
+    prefill_s = decode_s = 0.0
     model.eval()
     # transformers 5.2x renamed `past_key_values` to `cache` (the old name warns).
     cache_arg = ("cache" if "cache" in inspect.signature(model.forward).parameters
@@ -156,10 +218,18 @@ def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
             cache = _growing_cache()
             row_group = [g for g, (_, rows) in enumerate(batch) for _ in rows]
             order = [i for _, rows in batch for i in rows]
-            if has_prefix:
+            t0 = time.perf_counter()
+            if has_prefix and prefill == "separate":
+                pmask = _prefill_separately(model, prefixes, cache, cache_arg, device)
+                computed += sum(len(p) for p in prefixes)
+                padded += sum(len(p) for p in prefixes)
+                cache.batch_select_indices(torch.tensor(row_group, device=device))
+                mask = torch.tensor(pmask, device=device)[row_group]
+            elif has_prefix:
                 ids, pmask, positions = _left_pad(prefixes, pad_id, [0] * len(prefixes))
                 forward(ids, torch.tensor(pmask, device=device), positions, cache)
                 computed += sum(len(p) for p in prefixes)
+                padded += len(ids) * len(ids[0])
                 cache.batch_select_indices(torch.tensor(row_group, device=device))
                 mask = torch.tensor(pmask, device=device)[row_group]
             else:
@@ -171,6 +241,9 @@ def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
             mask = torch.cat([mask, torch.tensor(smask, device=device)], dim=1)
             logits = forward(ids, mask, positions, cache)
             computed += sum(len(s) for s in suffixes)
+            padded += len(ids) * len(ids[0])
+            t1 = time.perf_counter()
+            prefill_s += t1 - t0
             # 3. Decode; finished rows leave the batch and the cache.
             live = list(range(len(order)))  # batch row -> position in `order`
             pos = [len(token_ids[i]) for i in order]
@@ -206,10 +279,13 @@ def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[str], *,
                 for r in live:
                     pos[r] += 1
                 logits = forward([[t] for t in nxt], mask, positions, cache)
+            decode_s += time.perf_counter() - t1
             for r, i in enumerate(order):
                 out[i] = tokenizer.decode(new[r], skip_special_tokens=True)
                 generated += len(new[r])
     if stats is not None:
-        stats["new_tokens"] = stats.get("new_tokens", 0) + generated
-        stats["prompt_tokens_computed"] = stats.get("prompt_tokens_computed", 0) + computed
+        for key, value in (("new_tokens", generated), ("prompt_tokens_computed", computed),
+                           ("prompt_tokens_padded", padded), ("prefill_ms", prefill_s * 1e3),
+                           ("decode_ms", decode_s * 1e3)):
+            stats[key] = stats.get(key, 0) + int(value)
     return out
