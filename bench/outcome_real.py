@@ -408,10 +408,19 @@ def report(args: argparse.Namespace) -> None:
 
 
 def _command(args: argparse.Namespace) -> str:
-    argv = [a for a in sys.argv[1:] if not a.startswith("--worker")]
-    if "--worker" in sys.argv:
-        i = sys.argv.index("--worker")
-        argv = [a for j, a in enumerate(sys.argv[1:], 1) if j not in (i, i + 1)]
+    """The bench's command line as a user would rerun it: without a worker's `--worker N`
+    and the flags that only act once (report only, start over, retry)."""
+    argv: list[str] = []
+    skip = False
+    for a in sys.argv[1:]:
+        if skip or a in ("--report", "--no-write", "--fresh", "--retry-failed") or \
+                a.startswith("--worker="):
+            skip = False
+            continue
+        if a == "--worker":
+            skip = True
+            continue
+        argv.append(a)
     return " ".join(["python", "bench/outcome_real.py", *argv])
 
 
