@@ -193,17 +193,15 @@ def check_base_model(ref: str) -> None:
     """Before a run starts: a base model that cannot load is one line, not a traceback from
     deep inside transformers. An alias needs its wheel; an HF id needs the hub or, offline
     (HF_HUB_OFFLINE, as in this project's defaults), a copy in the local cache."""
-    import os
-
     if ref == TINY or Path(ref).expanduser().exists():
         return
     if ref in ALIASES:
         gguf_file(ref)
         return
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("1", "true", "yes", "on"):
-        return  # from_pretrained may download it
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import is_offline_mode, try_to_load_from_cache
 
+    if not is_offline_mode():  # the hub's own reading of HF_HUB_OFFLINE
+        return  # from_pretrained may download it
     if not isinstance(try_to_load_from_cache(ref, "config.json"), str):
         raise InputError(f"base model {ref!r}: not {', '.join([TINY, *ALIASES])}, not a local "
                          "path, and not in the Hugging Face cache; HF_HUB_OFFLINE is set, so "
