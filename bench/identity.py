@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/identity.py --base /tmp/base --n 100000
     .venv/bin/python bench/identity.py --n 1000000 --shards 1 --shards 16 --dask 3
+    .venv/bin/python bench/identity.py --n 1000000 --reference W --shards 1 --shards 16 --dask 3
 
 Each side runs `refresh` (procedural source) in a process of its own, with its code first on
 PYTHONPATH, into a fresh warehouse; the tables are then compared by content digest
@@ -9,6 +10,9 @@ PYTHONPATH, into a fresh warehouse; the tables are then compared by content dige
 embeddings, validations; run ids and timestamps left out). `--base`: a checkout of the code
 before the change (e.g. `git archive 4da45ea | tar -x -C /tmp/base`). `--shards S` (repeat)
 and `--dask W` add runs of this code with S shards / on a LocalCluster of W workers.
+`--reference W`: a warehouse that this code already refreshed with the same --n and --seed
+(e.g. by `bench/refresh.py --warehouse W`) stands in for the run of this code with default
+settings, so a 1M comparison costs one refresh less.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ def main() -> None:
     ap.add_argument("--base", help="checkout of the code before the change")
     ap.add_argument("--shards", type=int, action="append", default=[])
     ap.add_argument("--dask", type=int, help="also a run on a LocalCluster of W workers")
+    ap.add_argument("--reference", help="a warehouse this code refreshed with the same --n "
+                    "and --seed, used instead of running this code with default settings")
     ap.add_argument("--keep", help="keep the warehouses in this folder")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
@@ -67,12 +73,16 @@ def main() -> None:
     sides: list[tuple[str, Path, dict]] = []
     if args.base:
         sides.append(("before (base)", Path(args.base), {}))
-    sides.append(("this code", ROOT, {}))
+    if not args.reference:
+        sides.append(("this code", ROOT, {}))
     sides += [(f"this code, {s} shards", ROOT, {"shards": s}) for s in args.shards]
     if args.dask:
         sides.append((f"this code, Dask LocalCluster({args.dask})", ROOT,
                       {"task_runner": "dask", "dask_workers": args.dask}))
     digests, rows = [], []
+    if args.reference:
+        digests.append(table_digests(Path(args.reference)))
+        rows.append([f"this code, refreshed before ({args.reference})", "given", "", ""])
     for k, (name, code, extra) in enumerate(sides):
         wh = folder / f"w{k}.duckdb"
         t0 = time.perf_counter()

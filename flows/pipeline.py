@@ -89,6 +89,31 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+class Sealed:
+    """A chunk's argument on its way to a Dask worker, unopened until the stage runs.
+
+    prefect-dask walks every parameter with visit_collection(return_data=True) to swap
+    futures, and walks into `quote` too: each of a chunk's 50,000 pydantic items was
+    rebuilt, and a 1M refresh took 3.6 min per shard on Dask against 23 s on threads.
+    Prefect's annotations (`quote`, `opaque`) are named tuples, which Dask's graph turns
+    into plain tuples on the way. A plain object is neither walked nor rebuilt."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __getstate__(self) -> Any:
+        return self.value
+
+    def __setstate__(self, value: Any) -> None:
+        self.value = value
+
+
+def _open(x: Any) -> Any:
+    return x.value if isinstance(x, Sealed) else x
+
+
 _tasks: dict[str, Task[..., Any]] = {}
 
 
@@ -97,7 +122,7 @@ def stage_task(name: str) -> Task[..., Any]:
     a Dask dashboard `<name>_stage` (Dask names work after the function)."""
     if name not in _tasks:
         def run(stage: Stage[Any, Any], items: list[Any]) -> StageResult[Any]:
-            return stage.run(items)
+            return _open(stage).run(_open(items))
 
         run.__name__ = run.__qualname__ = f"{name}_stage"
         _tasks[name] = task(run, name=name, cache_policy=NO_CACHE)
@@ -230,10 +255,8 @@ def batch_runner(config: RunnerConfig) -> Iterator[Batches]:
             "dashboard_address": ":0"})
     with _shared_api_url(), runner:
         def submit(t: Task[..., Any], *args: Any) -> PrefectFuture[Any]:
-            # Parameters travel to the workers as they are: unwrap `quote` here, the Dask
-            # path does not introspect them anyway.
-            plain = [a.unwrap() if isinstance(a, quote) else a for a in args]
-            return runner.submit(t, parameters=get_call_parameters(t.fn, plain, {}))
+            sealed = [Sealed(a.unwrap() if isinstance(a, quote) else a) for a in args]
+            return runner.submit(t, parameters=get_call_parameters(t.fn, sealed, {}))
 
         slots = config.in_flight or sum(runner.client.nthreads().values()) or 1
         yield Batches(submit, slots)
