@@ -57,6 +57,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--base", help="checkout of the code before the change")
+    ap.add_argument("--base-config", default="{}", help="JSON of extra refresh settings for "
+                    "the base side only, e.g. '{\"exec_timeout_s\": 30}': the code before "
+                    "issue 22 ran hundreds of sandbox processes at once at 100k and timed out "
+                    "programs that run in milliseconds")
     ap.add_argument("--shards", type=int, action="append", default=[])
     ap.add_argument("--dask", type=int, help="also a run on a LocalCluster of W workers")
     ap.add_argument("--reference", help="a warehouse this code refreshed with the same --n "
@@ -72,7 +76,7 @@ def main() -> None:
     base_cfg = {"n": args.n, "seed": args.seed}
     sides: list[tuple[str, Path, dict]] = []
     if args.base:
-        sides.append(("before (base)", Path(args.base), {}))
+        sides.append(("before (base)", Path(args.base), json.loads(args.base_config)))
     if not args.reference:
         sides.append(("this code", ROOT, {}))
     sides += [(f"this code, {s} shards", ROOT, {"shards": s}) for s in args.shards]
