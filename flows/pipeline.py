@@ -103,11 +103,13 @@ class Sealed:
     def __init__(self, value: Any) -> None:
         self.value = value
 
-    def __getstate__(self) -> Any:
-        return self.value
+    # A one-tuple, never a false value: pickle skips __setstate__ for a false state (an
+    # empty chunk would arrive without its value).
+    def __getstate__(self) -> tuple[Any]:
+        return (self.value,)
 
-    def __setstate__(self, value: Any) -> None:
-        self.value = value
+    def __setstate__(self, state: tuple[Any]) -> None:
+        (self.value,) = state
 
 
 def _open(x: Any) -> Any:

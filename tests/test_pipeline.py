@@ -108,3 +108,16 @@ def test_source_stage_rejections_are_not_input(tmp_path):
 
     counts = one_stage()
     assert counts["odd"] == 2 and counts["parity_rejected"] == 2 and "rejected" not in counts
+
+
+@pytest.mark.parametrize("value", [[], None, 0, ["q1", "q2"]])
+def test_a_sealed_chunk_argument_survives_pickling_even_when_empty(value):
+    # Chunks reach Dask workers pickled; pickle skips __setstate__ for a false state.
+    import pickle
+
+    import cloudpickle
+
+    from flows.pipeline import Sealed
+
+    for dumps, loads in ((pickle.dumps, pickle.loads), (cloudpickle.dumps, pickle.loads)):
+        assert loads(dumps(Sealed(value))).value == value
